@@ -1,0 +1,3 @@
+module github.com/go-aleph/go-aleph
+
+go 1.26.0
