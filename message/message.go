@@ -89,7 +89,7 @@ type envelope struct {
 	Sender      *string         `json:"sender"`
 	Type        *string         `json:"type"`
 	Channel     *string         `json:"channel"`
-	Time        *Time           `json:"time"`
+	Time        json.RawMessage `json:"time"`
 	ItemType    *string         `json:"item_type"`
 	ItemContent *string         `json:"item_content"`
 	ItemHash    *string         `json:"item_hash"`
@@ -148,7 +148,9 @@ func (env *envelope) message() (*Message, error) {
 	m.Chain = Chain(*env.Chain)
 	m.Sender = *env.Sender
 	m.Type = Type(*env.Type)
-	m.Time = *env.Time
+	if err := m.Time.UnmarshalJSON(env.Time); err != nil {
+		return nil, jsonError("time", err)
+	}
 	m.ItemHash = *env.ItemHash
 	if env.Channel != nil {
 		m.Channel = *env.Channel
