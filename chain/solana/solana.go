@@ -22,6 +22,7 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/ed25519strict"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -69,7 +70,7 @@ func VerifySignature(buf []byte, sender, signature string) error {
 	if err != nil {
 		return chain.SignatureError("signature.signature", "%v", err)
 	}
-	if !ed25519.Verify(pub, buf, raw) {
+	if !ed25519strict.Verify(pub, buf, raw) {
 		return chain.SignatureError("signature", "ed25519 signature does not verify for %s", clip(sender))
 	}
 	return nil

@@ -2,6 +2,7 @@ package solana
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"os"
@@ -240,4 +241,20 @@ func TestClip(t *testing.T) {
 			t.Errorf("clip(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// TestSmallOrderKeyForgery: the identity point as public key with R = identity and
+// S = 0 passes crypto/ed25519 for any buffer. PyNaCl (libsodium) refuses it, and so
+// must we, or anyone could post as that address.
+func TestSmallOrderKeyForgery(t *testing.T) {
+	identity := append([]byte{1}, make([]byte, 31)...)
+	sig := append(slices.Clone(identity), make([]byte, 32)...)
+	sender := base58.Encode(identity)
+	m := &message.Message{Chain: message.ChainSOL, Sender: sender, Type: message.TypePost,
+		ItemType: message.ItemInline, ItemHash: rfcItemHash}
+	if !ed25519.Verify(identity, m.VerificationBuffer(), sig) {
+		t.Fatal("premise: crypto/ed25519 should accept this forgery")
+	}
+	m.Signature = `{"signature":"` + base58.Encode(sig) + `","publicKey":"` + sender + `"}`
+	checkSignatureError(t, Verifier{}.Verify(m), "signature")
 }

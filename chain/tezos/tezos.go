@@ -25,6 +25,7 @@ import (
 	"golang.org/x/crypto/blake2b"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/ed25519strict"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -222,7 +223,7 @@ func (pk *publicKey) verify(digest, sig []byte) bool {
 	}
 	switch pk.curve {
 	case curveEd25519:
-		return len(pk.ed) == ed25519.PublicKeySize && sodiumAccepts(pk.ed, sig) && ed25519.Verify(pk.ed, digest, sig)
+		return ed25519strict.Verify(pk.ed, digest, sig)
 	case curveSecp256k1:
 		var r, s secp256k1.ModNScalar
 		if r.SetByteSlice(sig[:32]) || s.SetByteSlice(sig[32:]) {

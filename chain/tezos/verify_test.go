@@ -2,6 +2,8 @@ package tezos
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"slices"
 	"strings"
 	"testing"
 
@@ -233,4 +235,19 @@ func TestAddressFromPublicKey(t *testing.T) {
 	if _, err := AddressFromPublicKey("edpk"); err == nil {
 		t.Error("truncated key accepted")
 	}
+}
+
+// TestVerifySmallOrderKey: with the identity as public key, R = identity and S = 0
+// pass crypto/ed25519 for any message; the verifier must refuse them, as libsodium
+// (and so pyaleph) does.
+func TestVerifySmallOrderKey(t *testing.T) {
+	identity := append([]byte{1}, make([]byte, 31)...)
+	sig := append(slices.Clone(identity), make([]byte, 32)...)
+	m := testMessage(addressOf(curveEd25519, identity))
+	if !ed25519.Verify(identity, m.VerificationBuffer(), sig) {
+		t.Fatal("premise: crypto/ed25519 should accept this forgery")
+	}
+	m.Signature = signatureJSON(t, lookup(kindSignature, curveEd25519, 64).encode(sig),
+		lookup(kindPublicKey, curveEd25519, 32).encode(identity), "")
+	checkSignatureError(t, Verifier{}.Verify(m), "signature")
 }

@@ -1,4 +1,4 @@
-package tezos
+package ed25519strict
 
 import (
 	"bytes"
@@ -113,16 +113,31 @@ func TestCanonicalY(t *testing.T) {
 
 // TestVerifySmallOrderKey shows why the blocklist matters: with the identity as
 // public key, R = identity and S = 0 pass crypto/ed25519 for any message, but
-// libsodium (and so pyaleph) refuses them.
+// libsodium (and so upstream) refuses them.
 func TestVerifySmallOrderKey(t *testing.T) {
 	identity := append([]byte{1}, make([]byte, 31)...)
 	sig := append(slices.Clone(identity), make([]byte, 32)...)
-	m := testMessage(addressOf(curveEd25519, identity))
-	digest := m.VerificationBuffer() // any message works; the digest is irrelevant
-	if !ed25519.Verify(identity, digest, sig) {
+	msg := []byte("any message at all")
+	if !ed25519.Verify(identity, msg, sig) {
 		t.Fatal("premise: crypto/ed25519 should accept this forgery")
 	}
-	m.Signature = signatureJSON(t, lookup(kindSignature, curveEd25519, 64).encode(sig),
-		lookup(kindPublicKey, curveEd25519, 32).encode(identity), "")
-	checkSignatureError(t, Verifier{}.Verify(m), "signature")
+	if Verify(identity, msg, sig) {
+		t.Error("Verify accepted a forgery for the identity key")
+	}
+}
+
+func TestVerifyNormal(t *testing.T) {
+	pub, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("hello")
+	sig := ed25519.Sign(priv, msg)
+	if !Verify(pub, msg, sig) {
+		t.Error("a genuine signature was rejected")
+	}
+	sig[5] ^= 1
+	if Verify(pub, msg, sig) || Verify(pub[:31], msg, sig) || Verify(pub, msg, sig[:63]) {
+		t.Error("a broken signature or short input was accepted")
+	}
 }

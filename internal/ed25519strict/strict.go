@@ -1,10 +1,18 @@
-package tezos
+// Package ed25519strict verifies ed25519 signatures with the rules of libsodium's
+// crypto_sign_verify_detached, which upstream Aleph nodes use (through PyNaCl for
+// SOL and pytezos for TEZOS). It is stricter than crypto/ed25519: it also refuses a
+// public key whose y coordinate is not reduced mod p, and a public key or R of small
+// order. A small-order key lets anyone forge signatures for its address, and
+// accepting them would make this node take messages that upstream rejects.
+package ed25519strict
 
-// pytezos verifies ed25519 with libsodium, whose crypto_sign_verify_detached is
-// stricter than crypto/ed25519: it also refuses a public key whose y coordinate is
-// not reduced mod p, and a public key or R of small order. A small-order key lets
-// anyone forge signatures for its tz1 address, and accepting them would make this
-// node take messages that pyaleph rejects.
+import "crypto/ed25519"
+
+// Verify reports whether sig is a valid signature of msg by pub under libsodium's rules.
+func Verify(pub, msg, sig []byte) bool {
+	return len(pub) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize &&
+		sodiumAccepts(pub, sig) && ed25519.Verify(pub, msg, sig)
+}
 
 // smallOrderY holds the little-endian y encodings, sign bit cleared, of the points
 // of order 1, 2, 4 and 8, plus the unreduced encodings p and p+1 of y = 0 and y = 1
