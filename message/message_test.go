@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 type vector struct {
@@ -319,5 +320,18 @@ func TestErrorCodes(t *testing.T) {
 	}
 	if CodeOf(errors.New("x")) != CodeInternalError {
 		t.Error("plain errors should map to INTERNAL_ERROR")
+	}
+}
+
+func TestTruncateKeepsUTF8(t *testing.T) {
+	s := strings.Repeat("é", 50) // 100 bytes
+	for n := 1; n < 100; n++ {
+		got := truncate(s, n)
+		if !utf8.ValidString(got) || len(got) > n+len("…") {
+			t.Fatalf("truncate(%d) = %q", n, got)
+		}
+	}
+	if truncate("short", 10) != "short" {
+		t.Error("short strings must be kept whole")
 	}
 }

@@ -1,6 +1,9 @@
 package message
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // Chain is the chain code of the key that signed a message ("ETH", "SOL", ...).
 type Chain string
@@ -158,9 +161,13 @@ func onlyIn(s, alphabet string) bool {
 }
 
 // truncate shortens s for error messages, so that hostile input cannot make them huge.
+// It cuts at a character boundary so the message stays valid UTF-8.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
