@@ -3,16 +3,15 @@ package cosmos
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 
+	"github.com/go-aleph/go-aleph/internal/secpkey"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -36,7 +35,7 @@ func NewAccount(rand io.Reader) (*Account, error) {
 	if rand == nil {
 		return nil, errors.New("cosmos: nil random source")
 	}
-	key, err := secp256k1.GeneratePrivateKeyFromRand(rand)
+	key, err := secpkey.Generate(rand)
 	if err != nil {
 		return nil, fmt.Errorf("cosmos: generate key: %w", err)
 	}
@@ -45,7 +44,7 @@ func NewAccount(rand io.Reader) (*Account, error) {
 
 // AccountFromHex loads a key from 64 hex digits, with or without a "0x" prefix.
 func AccountFromHex(s string) (*Account, error) {
-	key, err := parsePrivateKey(s)
+	key, err := secpkey.ParseHex(s)
 	if err != nil {
 		return nil, fmt.Errorf("cosmos: private key: %w", err)
 	}
@@ -86,24 +85,6 @@ func newAccount(key *secp256k1.PrivateKey, hrp string) (*Account, error) {
 		return nil, fmt.Errorf("cosmos: address: %w", err)
 	}
 	return &Account{key: key, hrp: hrp, address: addr}, nil
-}
-
-// parsePrivateKey accepts only scalars in [1, N-1]: decred's PrivKeyFromBytes would
-// silently reduce larger values.
-func parsePrivateKey(s string) (*secp256k1.PrivateKey, error) {
-	s = strings.TrimPrefix(s, "0x")
-	if len(s) != 64 {
-		return nil, fmt.Errorf("want 64 hex digits, got %d characters", len(s))
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("not hex: %w", err)
-	}
-	var k secp256k1.ModNScalar
-	if overflow := k.SetByteSlice(b); overflow || k.IsZero() {
-		return nil, errors.New("out of range for secp256k1")
-	}
-	return secp256k1.NewPrivateKey(&k), nil
 }
 
 // Chain returns CSDK.

@@ -13,6 +13,7 @@ import (
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 	"github.com/tyler-smith/go-bip39"
 
+	"github.com/go-aleph/go-aleph/internal/secpkey"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -36,7 +37,7 @@ func NewAccount(rand io.Reader) (*Account, error) {
 	if rand == nil {
 		rand = cryptorand.Reader
 	}
-	key, err := secp256k1.GeneratePrivateKeyFromRand(rand)
+	key, err := secpkey.Generate(rand)
 	if err != nil {
 		return nil, fmt.Errorf("evm: generating key: %w", err)
 	}
@@ -51,15 +52,17 @@ func AccountFromHex(privHex string) (*Account, error) {
 	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
 		s = s[2:]
 	}
+	key, err := secpkey.ParseHexDigits(s)
 	// Errors never quote the input: it is secret.
-	if len(s) != 64 {
+	switch {
+	case errors.Is(err, secpkey.ErrLength):
 		return nil, fmt.Errorf("evm: private key is %d hex digits, want 64", len(s))
-	}
-	var b [32]byte
-	if _, err := hex.Decode(b[:], []byte(s)); err != nil {
+	case errors.Is(err, secpkey.ErrNotHex):
 		return nil, errors.New("evm: private key is not hex")
+	case err != nil:
+		return nil, errors.New("evm: private key is out of range (zero or not below the curve order)")
 	}
-	return accountFromBytes(&b)
+	return newAccount(key), nil
 }
 
 // AccountFromMnemonic derives the account at DefaultDerivationPath
@@ -102,15 +105,6 @@ func AccountFromMnemonicPath(phrase, passphrase, path string) (*Account, error) 
 		return nil, fmt.Errorf("evm: deriving %s: %w", path, err)
 	}
 	return newAccount(key), nil
-}
-
-func accountFromBytes(b *[32]byte) (*Account, error) {
-	defer clear(b[:])
-	var k secp256k1.ModNScalar
-	if overflow := k.SetBytes(b); overflow != 0 || k.IsZero() {
-		return nil, errors.New("evm: private key is out of range (zero or not below the curve order)")
-	}
-	return newAccount(secp256k1.NewPrivateKey(&k)), nil
 }
 
 func newAccount(key *secp256k1.PrivateKey) *Account {

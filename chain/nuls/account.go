@@ -2,15 +2,14 @@ package nuls
 
 import (
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 
+	"github.com/go-aleph/go-aleph/internal/secpkey"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -29,7 +28,7 @@ func NewAccount(rand io.Reader) (*Account, error) {
 	if rand == nil {
 		return nil, errors.New("nuls: nil random source")
 	}
-	key, err := secp256k1.GeneratePrivateKeyFromRand(rand)
+	key, err := secpkey.Generate(rand)
 	if err != nil {
 		return nil, fmt.Errorf("nuls: generate key: %w", err)
 	}
@@ -38,7 +37,7 @@ func NewAccount(rand io.Reader) (*Account, error) {
 
 // AccountFromHex loads a key from 64 hex digits, with or without a "0x" prefix.
 func AccountFromHex(s string) (*Account, error) {
-	key, err := parsePrivateKey(s)
+	key, err := secpkey.ParseHex(s)
 	if err != nil {
 		return nil, fmt.Errorf("nuls: private key: %w", err)
 	}
@@ -51,24 +50,6 @@ func newAccount(key *secp256k1.PrivateKey) (*Account, error) {
 		return nil, fmt.Errorf("nuls: address: %w", err)
 	}
 	return &Account{key: key, address: addr}, nil
-}
-
-// parsePrivateKey accepts only scalars in [1, N-1]: decred's PrivKeyFromBytes would
-// silently reduce larger values.
-func parsePrivateKey(s string) (*secp256k1.PrivateKey, error) {
-	s = strings.TrimPrefix(s, "0x")
-	if len(s) != 64 {
-		return nil, fmt.Errorf("want 64 hex digits, got %d characters", len(s))
-	}
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		return nil, fmt.Errorf("not hex: %w", err)
-	}
-	var k secp256k1.ModNScalar
-	if overflow := k.SetByteSlice(b); overflow || k.IsZero() {
-		return nil, errors.New("out of range for secp256k1")
-	}
-	return secp256k1.NewPrivateKey(&k), nil
 }
 
 // Chain returns NULS2.
