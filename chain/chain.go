@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-aleph/go-aleph/message"
 )
@@ -79,4 +80,18 @@ func (r *Registry) Verify(m *message.Message) error {
 func SignatureError(field, format string, args ...any) error {
 	return &message.Error{Code: message.CodeInvalidSignature, Field: field,
 		Reason: fmt.Sprintf(format, args...), Err: message.ErrInvalidSignature}
+}
+
+// Clip shortens hostile input before it goes into an error message: text longer
+// than 100 bytes is cut there, or before, at a character boundary, and marked with
+// "…".
+func Clip(s string) string {
+	n := 100
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

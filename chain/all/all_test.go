@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,14 +16,9 @@ import (
 	"github.com/go-aleph/go-aleph/chain/solana"
 	"github.com/go-aleph/go-aleph/chain/substrate"
 	"github.com/go-aleph/go-aleph/chain/tezos"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
-
-type vector struct {
-	Valid   bool            `json:"valid"`
-	Note    string          `json:"note"`
-	Message json.RawMessage `json:"message"`
-}
 
 // accept runs the full acceptance path a node applies to an incoming message:
 // envelope and content rules (with the inline hash), then the signature.
@@ -40,35 +33,27 @@ func accept(data []byte) error {
 // TestVectors checks that every signed vector in testdata/messages is accepted
 // exactly when it is marked valid.
 func TestVectors(t *testing.T) {
-	files, err := filepath.Glob("../../testdata/messages/*.json")
-	if err != nil || len(files) != 7 {
-		t.Fatalf("want 7 vector files, got %d (%v)", len(files), err)
+	files := chaintest.VectorFiles(t)
+	if len(files) != 7 {
+		t.Fatalf("want 7 vector files, got %d (%v)", len(files), files)
 	}
 	total, valid := 0, 0
 	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var vs []vector
-		if err := json.Unmarshal(data, &vs); err != nil {
-			t.Fatal(err)
-		}
-		for i, v := range vs {
+		for i, v := range chaintest.LoadVectors(t, f) {
 			total++
 			err := accept(v.Message)
 			switch {
 			case v.Valid && err != nil:
-				t.Errorf("%s[%d] (%s): rejected: %v", filepath.Base(f), i, v.Note, err)
+				t.Errorf("%s[%d] (%s): rejected: %v", f, i, v.Note, err)
 			case !v.Valid && err == nil:
-				t.Errorf("%s[%d] (%s): accepted, want rejected", filepath.Base(f), i, v.Note)
+				t.Errorf("%s[%d] (%s): accepted, want rejected", f, i, v.Note)
 			case !v.Valid:
 				code := message.CodeOf(err)
 				if code != message.CodeInvalidFormat && code != message.CodeInvalidSignature {
-					t.Errorf("%s[%d]: rejected with code %d: %v", filepath.Base(f), i, code, err)
+					t.Errorf("%s[%d]: rejected with code %d: %v", f, i, code, err)
 				}
 				if message.FieldOf(err) == "" {
-					t.Errorf("%s[%d]: error %q names no field", filepath.Base(f), i, err)
+					t.Errorf("%s[%d]: error %q names no field", f, i, err)
 				}
 			default:
 				valid++

@@ -4,21 +4,20 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 	"github.com/mr-tron/base58"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
-const vectorsPath = "../../testdata/messages/avax.json"
+const vectorFile = "avax.json"
 
 // evmTestKey is aleph-rs's EVM_TEST_KEY; avax.json's "sender replaced" vector uses
 // its X-chain address.
@@ -27,97 +26,10 @@ const (
 	evmTestKeyAddr = "X-avax1ygx9unaum3td775zznq7shjmgrhlxfs0c0g575"
 )
 
-type vector struct {
-	Origin  string          `json:"origin"`
-	Valid   bool            `json:"valid"`
-	Note    string          `json:"note"`
-	Message json.RawMessage `json:"message"`
-}
-
-func loadVectors(tb testing.TB) ([]vector, []*message.Message) {
-	tb.Helper()
-	data, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		tb.Fatalf("read vectors: %v", err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		tb.Fatalf("decode vectors: %v", err)
-	}
-	ms := make([]*message.Message, len(vs))
-	for i, v := range vs {
-		ms[i] = new(message.Message)
-		if err := json.Unmarshal(v.Message, ms[i]); err != nil {
-			tb.Fatalf("vector %d: decode message: %v", i, err)
-		}
-	}
-	return vs, ms
-}
-
-// validMessage returns a copy of the first valid vector.
-func validMessage(tb testing.TB) *message.Message {
-	tb.Helper()
-	vs, ms := loadVectors(tb)
-	for i, v := range vs {
-		if v.Valid {
-			m := *ms[i]
-			return &m
-		}
-	}
-	tb.Fatal("no valid vector")
-	return nil
-}
-
-// signatureAccepted is what a signature-only check must answer: "hash mismatch"
-// entries carry a good signature and are rejected elsewhere.
-func signatureAccepted(v vector) bool {
-	return v.Valid || strings.HasPrefix(v.Note, "hash mismatch")
-}
-
-func subtestName(i int, note string) string {
-	if len(note) > 40 {
-		note = note[:40]
-	}
-	return fmt.Sprintf("%d/%s", i, note)
-}
-
-func assertSignatureError(t *testing.T, err error, field string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("accepted, want an error on %q", field)
-	}
-	if got := message.CodeOf(err); got != message.CodeInvalidSignature {
-		t.Errorf("code %v, want %v (err: %v)", got, message.CodeInvalidSignature, err)
-	}
-	if !errors.Is(err, message.ErrInvalidSignature) {
-		t.Errorf("error %v is not ErrInvalidSignature", err)
-	}
-	if got := message.FieldOf(err); got != field {
-		t.Errorf("field %q, want %q (err: %v)", got, field, err)
-	}
-}
-
 func TestVectors(t *testing.T) {
-	vs, ms := loadVectors(t)
-	var accepted, rejected int
-	for i, v := range vs {
-		t.Run(subtestName(i, v.Note), func(t *testing.T) {
-			err := Verifier{}.Verify(ms[i])
-			if signatureAccepted(v) {
-				accepted++
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			rejected++
-			// Every AVAX negative is a bad signature for this sender.
-			assertSignatureError(t, err, "signature")
-		})
-	}
-	if accepted == 0 || rejected == 0 {
-		t.Fatalf("vectors gave %d accepted and %d rejected; want both", accepted, rejected)
-	}
+	// Every AVAX negative is a bad signature for this sender.
+	chaintest.RunVectors(t, chaintest.LoadVectors(t, vectorFile), Verifier{},
+		chaintest.RejectionNames(func(chaintest.Vector) string { return "signature" }))
 }
 
 func TestRegister(t *testing.T) {
@@ -126,12 +38,12 @@ func TestRegister(t *testing.T) {
 	if got := r.Chains(); len(got) != 1 || got[0] != message.ChainAVAX {
 		t.Fatalf("registered %v, want [AVAX]", got)
 	}
-	m := validMessage(t)
+	m := chaintest.ValidMessage(t, vectorFile, "")
 	if err := r.Verify(m); err != nil {
 		t.Fatalf("registry rejected the valid vector: %v", err)
 	}
 	m.Signature = ""
-	assertSignatureError(t, r.Verify(m), "signature")
+	chaintest.CheckSignatureError(t, r.Verify(m), "signature")
 }
 
 // cb58 builds the cb58 text of raw (r‖s‖recid) with a correct checksum.
@@ -147,7 +59,7 @@ func rawSignature(t *testing.T, m *message.Message) []byte {
 }
 
 func TestMalformed(t *testing.T) {
-	base := validMessage(t)
+	base := chaintest.ValidMessage(t, vectorFile, "")
 	raw := rawSignature(t, base)
 	with := func(f func(b []byte)) string {
 		b := bytes.Clone(raw)
@@ -199,7 +111,7 @@ func TestMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := *base
 			tt.mutate(&m)
-			assertSignatureError(t, Verifier{}.Verify(&m), tt.field)
+			chaintest.CheckSignatureError(t, Verifier{}.Verify(&m), tt.field)
 		})
 	}
 }
@@ -207,7 +119,7 @@ func TestMalformed(t *testing.T) {
 // TestHighS checks that the mirror signature (N-s, other parity) verifies, as with
 // libsecp256k1's recovery, which does not require low S.
 func TestHighS(t *testing.T) {
-	m := validMessage(t)
+	m := chaintest.ValidMessage(t, vectorFile, "")
 	raw := bytes.Clone(rawSignature(t, m))
 	var s secp256k1.ModNScalar
 	if s.SetByteSlice(raw[32:64]) {
@@ -283,13 +195,9 @@ func TestAccountRoundTrip(t *testing.T) {
 			t.Errorf("signature has a high S")
 		}
 		m.Type = message.TypeStore
-		assertSignatureError(t, Verifier{}.Verify(m), "signature")
+		chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 	}
 }
-
-type failingReader struct{}
-
-func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
 
 func TestAccountErrors(t *testing.T) {
 	bad := []string{
@@ -307,7 +215,7 @@ func TestAccountErrors(t *testing.T) {
 			t.Errorf("AccountFromHex(%q) = %s, want an error", in, a.Address())
 		}
 	}
-	if _, err := NewAccount(failingReader{}); err == nil {
+	if _, err := NewAccount(iotest.ErrReader(errors.New("no entropy"))); err == nil {
 		t.Error("NewAccount with a failing reader succeeded")
 	}
 	if _, err := NewAccount(nil); err == nil {
@@ -316,41 +224,13 @@ func TestAccountErrors(t *testing.T) {
 }
 
 func FuzzVerify(f *testing.F) {
-	_, ms := loadVectors(f)
-	for _, m := range ms {
-		f.Add(m.Sender, string(m.Type), m.ItemHash, m.Signature)
-	}
-	f.Fuzz(func(t *testing.T, sender, typ, itemHash, signature string) {
-		m := &message.Message{Chain: message.ChainAVAX, Sender: sender, Type: message.Type(typ),
-			ItemHash: itemHash, Signature: signature}
-		err := Verifier{}.Verify(m)
-		if err != nil {
-			var me *message.Error
-			if !errors.As(err, &me) || me.Code != message.CodeInvalidSignature || me.Field == "" {
-				t.Fatalf("error %v is not a code-1 error naming a field", err)
-			}
-			return
-		}
-		if err := (Verifier{}).Verify(m); err != nil {
-			t.Fatalf("accepted once, then rejected: %v", err)
-		}
-		// The signature must bind the buffer.
-		m.ItemHash += "0"
-		if err := (Verifier{}).Verify(m); err == nil {
-			t.Fatalf("accepted with a different item_hash")
-		}
+	chaintest.FuzzSigned(f, vectorFile, message.ChainAVAX, func(t *testing.T, m *message.Message) {
+		chaintest.CheckVerify(t, Verifier{}, m)
 	})
 }
 
 func BenchmarkVerify(b *testing.B) {
-	m := validMessage(b)
-	v := Verifier{}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := v.Verify(m); err != nil {
-			b.Fatal(err)
-		}
-	}
+	chaintest.BenchVerify(b, Verifier{}, chaintest.ValidMessage(b, vectorFile, ""))
 }
 
 func BenchmarkSign(b *testing.B) {
@@ -358,7 +238,7 @@ func BenchmarkSign(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf := validMessage(b).VerificationBuffer()
+	buf := chaintest.ValidMessage(b, vectorFile, "").VerificationBuffer()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := a.Sign(buf); err != nil {

@@ -12,15 +12,17 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
 const (
-	vectorsPath    = "../../testdata/messages/csdk.json"
+	vectorFile     = "csdk.json"
 	primitivesPath = "../../testdata/primitives.json"
 )
 
@@ -33,102 +35,16 @@ const (
 	vectorPubKeyB64 = "AnswvteOeBxaZVk+PAp6KZ5RSoNjAQgqSaHcfCMpjebu"
 )
 
-type vector struct {
-	Origin  string          `json:"origin"`
-	Valid   bool            `json:"valid"`
-	Note    string          `json:"note"`
-	Message json.RawMessage `json:"message"`
-}
-
-func loadVectors(tb testing.TB) ([]vector, []*message.Message) {
-	tb.Helper()
-	data, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		tb.Fatalf("read vectors: %v", err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		tb.Fatalf("decode vectors: %v", err)
-	}
-	ms := make([]*message.Message, len(vs))
-	for i, v := range vs {
-		ms[i] = new(message.Message)
-		if err := json.Unmarshal(v.Message, ms[i]); err != nil {
-			tb.Fatalf("vector %d: decode message: %v", i, err)
-		}
-	}
-	return vs, ms
-}
-
-// validMessage returns a copy of the first valid vector.
-func validMessage(tb testing.TB) *message.Message {
-	tb.Helper()
-	vs, ms := loadVectors(tb)
-	for i, v := range vs {
-		if v.Valid {
-			m := *ms[i]
-			return &m
-		}
-	}
-	tb.Fatal("no valid vector")
-	return nil
-}
-
-// signatureAccepted is what a signature-only check must answer: "hash mismatch"
-// entries carry a good signature and are rejected elsewhere.
-func signatureAccepted(v vector) bool {
-	return v.Valid || strings.HasPrefix(v.Note, "hash mismatch")
-}
-
-func subtestName(i int, note string) string {
-	if len(note) > 40 {
-		note = note[:40]
-	}
-	return fmt.Sprintf("%d/%s", i, note)
-}
-
-func assertSignatureError(t *testing.T, err error, field string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("accepted, want an error on %q", field)
-	}
-	if got := message.CodeOf(err); got != message.CodeInvalidSignature {
-		t.Errorf("code %v, want %v (err: %v)", got, message.CodeInvalidSignature, err)
-	}
-	if !errors.Is(err, message.ErrInvalidSignature) {
-		t.Errorf("error %v is not ErrInvalidSignature", err)
-	}
-	if got := message.FieldOf(err); got != field {
-		t.Errorf("field %q, want %q (err: %v)", got, field, err)
-	}
-}
-
 func TestVectors(t *testing.T) {
-	vs, ms := loadVectors(t)
-	var accepted, rejected int
-	for i, v := range vs {
-		t.Run(subtestName(i, v.Note), func(t *testing.T) {
-			err := Verifier{}.Verify(ms[i])
-			if signatureAccepted(v) {
-				accepted++
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			rejected++
+	chaintest.RunVectors(t, chaintest.LoadVectors(t, vectorFile), Verifier{},
+		chaintest.RejectionNames(func(v chaintest.Vector) string {
 			// The replaced sender is not the key's address; every other negative
 			// has a bad, missing or undecodable r‖s.
-			want := "signature.signature"
 			if strings.Contains(v.Note, "sender replaced") {
-				want = "sender"
+				return "sender"
 			}
-			assertSignatureError(t, err, want)
-		})
-	}
-	if accepted == 0 || rejected == 0 {
-		t.Fatalf("vectors gave %d accepted and %d rejected; want both", accepted, rejected)
-	}
+			return "signature.signature"
+		}))
 }
 
 func TestRegister(t *testing.T) {
@@ -137,7 +53,7 @@ func TestRegister(t *testing.T) {
 	if got := r.Chains(); len(got) != 1 || got[0] != message.ChainCSDK {
 		t.Fatalf("registered %v, want [CSDK]", got)
 	}
-	m := validMessage(t)
+	m := chaintest.ValidMessage(t, vectorFile, "")
 	if err := r.Verify(m); err != nil {
 		t.Fatalf("registry rejected the valid vector: %v", err)
 	}
@@ -163,7 +79,7 @@ func TestSignDocPrimitive(t *testing.T) {
 	if len(prims.CosmosSignDoc) == 0 {
 		t.Fatal("no cosmos_sign_doc in primitives.json")
 	}
-	m := validMessage(t)
+	m := chaintest.ValidMessage(t, vectorFile, "")
 	for _, p := range prims.CosmosSignDoc {
 		if p.ItemHash != m.ItemHash {
 			t.Fatalf("primitive is for %s, vector has %s", p.ItemHash, m.ItemHash)
@@ -231,7 +147,7 @@ func vectorParts(t *testing.T, m *message.Message) (sig []byte, obj sigObject) {
 }
 
 func TestMalformed(t *testing.T) {
-	base := validMessage(t)
+	base := chaintest.ValidMessage(t, vectorFile, "")
 	sig, good := vectorParts(t, base)
 	b64 := base64.StdEncoding.EncodeToString
 	withSig := func(f func(b []byte)) string {
@@ -334,7 +250,7 @@ func TestMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := *base
 			tt.mutate(&m)
-			assertSignatureError(t, Verifier{}.Verify(&m), tt.field)
+			chaintest.CheckSignatureError(t, Verifier{}.Verify(&m), tt.field)
 		})
 	}
 }
@@ -343,7 +259,7 @@ func TestMalformed(t *testing.T) {
 // keys (last wins, as in Python) are accepted, and that account_number and
 // sequence are ignored as upstream ignores them.
 func TestSignatureLayouts(t *testing.T) {
-	base := validMessage(t)
+	base := chaintest.ValidMessage(t, vectorFile, "")
 	_, good := vectorParts(t, base)
 	layouts := []string{
 		good.json(),
@@ -364,7 +280,7 @@ func TestSignatureLayouts(t *testing.T) {
 
 // TestHighS checks that (r, N-s) verifies: python-ecdsa does not require low S.
 func TestHighS(t *testing.T) {
-	m := validMessage(t)
+	m := chaintest.ValidMessage(t, vectorFile, "")
 	sig, o := vectorParts(t, m)
 	var s secp256k1.ModNScalar
 	if s.SetByteSlice(sig[32:]) || s.IsOverHalfOrder() {
@@ -473,14 +389,10 @@ func TestAccountRoundTrip(t *testing.T) {
 				t.Fatalf("own signature rejected: %v", err)
 			}
 			m.Type = message.TypeStore
-			assertSignatureError(t, Verifier{}.Verify(m), "signature.signature")
+			chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature.signature")
 		}
 	}
 }
-
-type failingReader struct{}
-
-func (failingReader) Read([]byte) (int, error) { return 0, errors.New("no entropy") }
 
 func TestAccountErrors(t *testing.T) {
 	bad := []string{
@@ -496,7 +408,7 @@ func TestAccountErrors(t *testing.T) {
 			t.Errorf("AccountFromHex(%q) = %s, want an error", in, a.Address())
 		}
 	}
-	if _, err := NewAccount(failingReader{}); err == nil {
+	if _, err := NewAccount(iotest.ErrReader(errors.New("no entropy"))); err == nil {
 		t.Error("NewAccount with a failing reader succeeded")
 	}
 	if _, err := NewAccount(nil); err == nil {
@@ -512,41 +424,13 @@ func TestAccountErrors(t *testing.T) {
 }
 
 func FuzzVerify(f *testing.F) {
-	_, ms := loadVectors(f)
-	for _, m := range ms {
-		f.Add(m.Sender, string(m.Type), m.ItemHash, m.Signature)
-	}
-	f.Fuzz(func(t *testing.T, sender, typ, itemHash, signature string) {
-		m := &message.Message{Chain: message.ChainCSDK, Sender: sender, Type: message.Type(typ),
-			ItemHash: itemHash, Signature: signature}
-		err := Verifier{}.Verify(m)
-		if err != nil {
-			var me *message.Error
-			if !errors.As(err, &me) || me.Code != message.CodeInvalidSignature || me.Field == "" {
-				t.Fatalf("error %v is not a code-1 error naming a field", err)
-			}
-			return
-		}
-		if err := (Verifier{}).Verify(m); err != nil {
-			t.Fatalf("accepted once, then rejected: %v", err)
-		}
-		// The signature must bind the buffer.
-		m.ItemHash += "0"
-		if err := (Verifier{}).Verify(m); err == nil {
-			t.Fatalf("accepted with a different item_hash")
-		}
+	chaintest.FuzzSigned(f, vectorFile, message.ChainCSDK, func(t *testing.T, m *message.Message) {
+		chaintest.CheckVerify(t, Verifier{}, m)
 	})
 }
 
 func BenchmarkVerify(b *testing.B) {
-	m := validMessage(b)
-	v := Verifier{}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := v.Verify(m); err != nil {
-			b.Fatal(err)
-		}
-	}
+	chaintest.BenchVerify(b, Verifier{}, chaintest.ValidMessage(b, vectorFile, ""))
 }
 
 func BenchmarkSign(b *testing.B) {
@@ -554,7 +438,7 @@ func BenchmarkSign(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf := validMessage(b).VerificationBuffer()
+	buf := chaintest.ValidMessage(b, vectorFile, "").VerificationBuffer()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := a.Sign(buf); err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -94,7 +95,7 @@ func TestSignDocumentedVectors(t *testing.T) {
 func TestSignMessageVector(t *testing.T) {
 	a := mustAccount(t, testKeyHex)
 	for _, note := range []string{"ETH POST signed with aleph-rs EVM_TEST_KEY", "ETH POST whose sender is the all-lowercase"} {
-		m := vectorByNote(t, note)
+		m := chaintest.ValidMessage(t, vectorFile, note)
 		if got := mustSign(t, a.Sign, m.VerificationBuffer()); got != m.Signature {
 			t.Errorf("%s: Sign = %s, want %s", note, got, m.Signature)
 		}
@@ -276,7 +277,7 @@ func TestSignRoundTrip(t *testing.T) {
 			if c == message.ChainETH {
 				other.Chain = message.ChainOP
 			}
-			wantSignatureError(t, r.Verify(&other), "signature")
+			chaintest.CheckSignatureError(t, r.Verify(&other), "signature")
 		})
 	}
 	if eth.Chain() != message.ChainETH {

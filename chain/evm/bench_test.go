@@ -3,22 +3,14 @@ package evm
 import (
 	"encoding/hex"
 	"testing"
+
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 )
 
 // BenchmarkVerify is one full message verification: buffer, EIP-191 hash,
 // public-key recovery, address and comparison. Run with -cpu 1 for per-core rates.
 func BenchmarkVerify(b *testing.B) {
-	m := vectorByNote(b, "ETH POST, real signature")
-	v := Verifier{}
-	if err := v.Verify(&m); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := v.Verify(&m); err != nil {
-			b.Fatal(err)
-		}
-	}
+	chaintest.BenchVerify(b, Verifier{}, chaintest.ValidMessage(b, vectorFile, "ETH POST, real signature"))
 }
 
 // BenchmarkRecover is the public-key recovery alone (decred, pure Go).
@@ -35,7 +27,7 @@ func BenchmarkRecover(b *testing.B) {
 // BenchmarkSign is one deterministic EIP-191 signature of a verification buffer.
 func BenchmarkSign(b *testing.B) {
 	a := mustAccount(b, testKeyHex)
-	m := vectorByNote(b, "ETH POST signed with aleph-rs EVM_TEST_KEY")
+	m := chaintest.ValidMessage(b, vectorFile, "ETH POST signed with aleph-rs EVM_TEST_KEY")
 	buf := m.VerificationBuffer()
 	b.ReportAllocs()
 	for b.Loop() {
@@ -47,7 +39,7 @@ func BenchmarkSign(b *testing.B) {
 
 func benchSignature(b *testing.B) (hash [32]byte, rs [64]byte, recid byte) {
 	b.Helper()
-	m := vectorByNote(b, "ETH POST, real signature")
+	m := chaintest.ValidMessage(b, vectorFile, "ETH POST, real signature")
 	sig, err := hex.DecodeString(m.Signature[2:])
 	if err != nil {
 		b.Fatal(err)

@@ -2,73 +2,17 @@ package evm
 
 import (
 	"encoding/hex"
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
-type vector struct {
-	Origin  string          `json:"origin"`
-	Valid   bool            `json:"valid"`
-	Note    string          `json:"note"`
-	Message message.Message `json:"message"`
-}
-
-// loadVectors reads testdata/messages/eth.json. Messages are decoded without
-// validation (message.Parse is not what is under test here).
-func loadVectors(t testing.TB) []vector {
-	t.Helper()
-	data, err := os.ReadFile("../../testdata/messages/eth.json")
-	if err != nil {
-		t.Fatalf("reading vectors: %v", err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		t.Fatalf("decoding vectors: %v", err)
-	}
-	if len(vs) == 0 {
-		t.Fatal("no vectors")
-	}
-	return vs
-}
-
-// signatureValid is whether the entry's signature alone must verify: "hash
-// mismatch" entries are rejected by the hash check, not by the signature.
-func (v *vector) signatureValid() bool {
-	return v.Valid || strings.HasPrefix(v.Note, "hash mismatch")
-}
-
-// vectorByNote returns a copy of the first valid vector whose note starts with prefix.
-func vectorByNote(t testing.TB, prefix string) message.Message {
-	t.Helper()
-	for _, v := range loadVectors(t) {
-		if v.Valid && strings.HasPrefix(v.Note, prefix) {
-			return v.Message
-		}
-	}
-	t.Fatalf("no valid vector with note %q", prefix)
-	return message.Message{}
-}
-
-// wantSignatureError fails unless err is a code-1 error naming field.
-func wantSignatureError(t *testing.T, err error, field string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("accepted, want an error naming %q", field)
-	}
-	if got := message.CodeOf(err); got != message.CodeInvalidSignature {
-		t.Errorf("code %d, want %d (error: %v)", got, message.CodeInvalidSignature, err)
-	}
-	if got := message.FieldOf(err); got != field {
-		t.Errorf("field %q, want %q (error: %v)", got, field, err)
-	}
-}
+const vectorFile = "eth.json"
 
 func newRegistry(t testing.TB) *chain.Registry {
 	t.Helper()
@@ -79,45 +23,28 @@ func newRegistry(t testing.TB) *chain.Registry {
 
 func TestVectors(t *testing.T) {
 	r := newRegistry(t)
-	vs := loadVectors(t)
-	var accepted, rejected int
-	for i, v := range vs {
-		m := v.Message
-		want := v.signatureValid()
+	vs := chaintest.LoadVectors(t, vectorFile)
+	valid, invalid := chaintest.RunVectors(t, vs, r, func(t testing.TB, v chaintest.Vector, m *message.Message, err error) {
 		// The data must be what the notes say, or this test proves nothing.
 		if m.ItemType == message.ItemInline {
 			hashOK := message.HashContent([]byte(m.ItemContent)) == m.ItemHash
 			if hashOK == strings.HasPrefix(v.Note, "hash mismatch") {
-				t.Fatalf("#%d: content hash check gives %v, inconsistent with note %q", i, hashOK, v.Note)
+				t.Fatalf("content hash check gives %v, inconsistent with note %q", hashOK, v.Note)
 			}
 		}
-		err := r.Verify(&m)
-		switch {
-		case want && err != nil:
-			t.Errorf("#%d (%s): rejected: %v", i, v.Note, err)
-		case !want && err == nil:
-			t.Errorf("#%d (%s): accepted", i, v.Note)
-		case err != nil:
-			rejected++
-			if message.CodeOf(err) != message.CodeInvalidSignature || message.FieldOf(err) == "" {
-				t.Errorf("#%d: error %v: code %d field %q, want code 1 naming a field", i, err, message.CodeOf(err), message.FieldOf(err))
-			}
-		default:
-			accepted++
-			sig, derr := hex.DecodeString(strings.TrimPrefix(m.Signature, "0x"))
-			if derr != nil {
-				t.Fatalf("#%d: %v", i, derr)
-			}
-			addr, rerr := RecoverAddress(m.VerificationBuffer(), sig)
-			if rerr != nil || !strings.EqualFold(addr, m.Sender) {
-				t.Errorf("#%d: RecoverAddress = %s, %v; want %s", i, addr, rerr, m.Sender)
-			}
+		if err != nil {
+			return
 		}
-	}
-	if accepted == 0 || rejected == 0 {
-		t.Errorf("accepted %d, rejected %d: the vectors should exercise both", accepted, rejected)
-	}
-	t.Logf("%d vectors: %d accepted, %d rejected", len(vs), accepted, rejected)
+		sig, derr := hex.DecodeString(strings.TrimPrefix(m.Signature, "0x"))
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		addr, rerr := RecoverAddress(m.VerificationBuffer(), sig)
+		if rerr != nil || !strings.EqualFold(addr, m.Sender) {
+			t.Errorf("RecoverAddress = %s, %v; want %s", addr, rerr, m.Sender)
+		}
+	})
+	t.Logf("%d vectors: %d signature-valid, %d invalid", len(vs), valid, invalid)
 }
 
 // setV returns sig with its recovery byte replaced.
@@ -153,8 +80,8 @@ func highS(t *testing.T, sig string) string {
 // TestSignatureForms checks the accepted spellings of a valid signature and
 // sender, and near-misses that must fail.
 func TestSignatureForms(t *testing.T) {
-	base := vectorByNote(t, "ETH POST, real signature") // v = 0x1c (recovery id 1)
-	lower := vectorByNote(t, "ETH POST whose sender is the all-lowercase")
+	base := *chaintest.ValidMessage(t, vectorFile, "ETH POST, real signature") // v = 0x1c (recovery id 1)
+	lower := *chaintest.ValidMessage(t, vectorFile, "ETH POST whose sender is the all-lowercase")
 	tests := []struct {
 		name   string
 		edit   func(m *message.Message)
@@ -194,13 +121,13 @@ func TestSignatureForms(t *testing.T) {
 				}
 				return
 			}
-			wantSignatureError(t, err, tc.field)
+			chaintest.CheckSignatureError(t, err, tc.field)
 		})
 	}
 }
 
 func TestMalformedSignature(t *testing.T) {
-	base := vectorByNote(t, "ETH POST, real signature")
+	base := *chaintest.ValidMessage(t, vectorFile, "ETH POST, real signature")
 	good := base.Signature[2:]
 	tests := []struct{ name, sig string }{
 		{"empty", ""},
@@ -226,13 +153,13 @@ func TestMalformedSignature(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
 			m.Signature = tc.sig
-			wantSignatureError(t, Verifier{}.Verify(&m), "signature")
+			chaintest.CheckSignatureError(t, Verifier{}.Verify(&m), "signature")
 		})
 	}
 }
 
 func TestMalformedSender(t *testing.T) {
-	base := vectorByNote(t, "ETH POST, real signature")
+	base := *chaintest.ValidMessage(t, vectorFile, "ETH POST, real signature")
 	hex40 := strings.ToLower(base.Sender[2:])
 	tests := []struct{ name, sender string }{
 		{"empty", ""},
@@ -252,7 +179,7 @@ func TestMalformedSender(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := base
 			m.Sender = tc.sender
-			wantSignatureError(t, Verifier{}.Verify(&m), "sender")
+			chaintest.CheckSignatureError(t, Verifier{}.Verify(&m), "sender")
 		})
 	}
 }
@@ -274,7 +201,7 @@ func TestRegister(t *testing.T) {
 		}
 	}
 	// A non-EVM chain is not dispatched here: the registry reports it as code 0.
-	m := vectorByNote(t, "ETH POST, real signature")
+	m := *chaintest.ValidMessage(t, vectorFile, "ETH POST, real signature")
 	m.Chain = message.ChainSOL
 	if err := r.Verify(&m); message.CodeOf(err) != message.CodeInvalidFormat {
 		t.Errorf("SOL message: %v, want a code-0 error", err)
@@ -326,7 +253,7 @@ func TestChecksumAddress(t *testing.T) {
 }
 
 func TestRecoverAddress(t *testing.T) {
-	m := vectorByNote(t, "ETH POST, real signature")
+	m := chaintest.ValidMessage(t, vectorFile, "ETH POST, real signature")
 	sig, err := hex.DecodeString(m.Signature[2:])
 	if err != nil {
 		t.Fatal(err)
@@ -339,7 +266,7 @@ func TestRecoverAddress(t *testing.T) {
 		b := make([]byte, n)
 		copy(b, sig)
 		_, err := RecoverAddress(m.VerificationBuffer(), b)
-		wantSignatureError(t, err, "signature")
+		chaintest.CheckSignatureError(t, err, "signature")
 	}
 }
 
@@ -356,6 +283,6 @@ func TestVerifyFunc(t *testing.T) {
 	if err := Verify([]byte("SomeBuffer"), strings.ToLower(addr), sig); err != nil {
 		t.Errorf("Verify with lowercase address: %v", err)
 	}
-	wantSignatureError(t, Verify([]byte("SomeBuffeR"), addr, sig), "signature")
-	wantSignatureError(t, Verify([]byte("SomeBuffer"), addr[:41], sig), "sender")
+	chaintest.CheckSignatureError(t, Verify([]byte("SomeBuffeR"), addr, sig), "signature")
+	chaintest.CheckSignatureError(t, Verify([]byte("SomeBuffer"), addr[:41], sig), "sender")
 }

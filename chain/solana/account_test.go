@@ -10,6 +10,7 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -148,7 +149,7 @@ func TestSignRoundTrip(t *testing.T) {
 				t.Fatalf("round trip rejected: %v", err)
 			}
 			m.Type = message.TypePost
-			checkSignatureError(t, r.Verify(m), "signature")
+			chaintest.CheckSignatureError(t, r.Verify(m), "signature")
 		})
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/mr-tron/base58"
 
@@ -60,7 +59,7 @@ func VerifySignature(buf []byte, sender, signature string) error {
 	// same key is not the sender.
 	if sig.publicKey != sender {
 		return chain.SignatureError("sender", "sender %q is not the signature's publicKey %q",
-			clip(sender), clip(sig.publicKey))
+			chain.Clip(sender), chain.Clip(sig.publicKey))
 	}
 	pub, err := decodeBase58(sig.publicKey, ed25519.PublicKeySize, maxPublicKeyText)
 	if err != nil {
@@ -71,7 +70,7 @@ func VerifySignature(buf []byte, sender, signature string) error {
 		return chain.SignatureError("signature.signature", "%v", err)
 	}
 	if !ed25519strict.Verify(pub, buf, raw) {
-		return chain.SignatureError("signature", "ed25519 signature does not verify for %s", clip(sender))
+		return chain.SignatureError("signature", "ed25519 signature does not verify for %s", chain.Clip(sender))
 	}
 	return nil
 }
@@ -92,7 +91,7 @@ func parseSignature(text string) (signatureFields, error) {
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(text), &obj); err != nil || obj == nil {
-		return sf, chain.SignatureError("signature", "not a JSON object with signature and publicKey: %q", clip(text))
+		return sf, chain.SignatureError("signature", "not a JSON object with signature and publicKey: %q", chain.Clip(text))
 	}
 	var err error
 	if sf.signature, err = stringField(obj, "signature"); err != nil {
@@ -102,7 +101,7 @@ func parseSignature(text string) (signatureFields, error) {
 		return sf, err
 	}
 	if raw, ok := obj["version"]; ok && !isOne(raw) {
-		return sf, chain.SignatureError("signature.version", "unsupported version %s, only 1 is known", clip(string(raw)))
+		return sf, chain.SignatureError("signature.version", "unsupported version %s, only 1 is known", chain.Clip(string(raw)))
 	}
 	return sf, nil
 }
@@ -116,7 +115,7 @@ func stringField(obj map[string]json.RawMessage, key string) (string, error) {
 	}
 	var s string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &s) != nil {
-		return "", chain.SignatureError("signature."+key, "must be a string, got %s", clip(string(raw)))
+		return "", chain.SignatureError("signature."+key, "must be a string, got %s", chain.Clip(string(raw)))
 	}
 	return s, nil
 }
@@ -142,23 +141,10 @@ func decodeBase58(s string, size, maxText int) ([]byte, error) {
 	}
 	b, err := base58.Decode(s)
 	if err != nil {
-		return nil, fmt.Errorf("invalid base58 %q: %w", clip(s), err)
+		return nil, fmt.Errorf("invalid base58 %q: %w", chain.Clip(s), err)
 	}
 	if len(b) != size {
-		return nil, fmt.Errorf("base58 %q decodes to %d bytes, want %d", clip(s), len(b), size)
+		return nil, fmt.Errorf("base58 %q decodes to %d bytes, want %d", chain.Clip(s), len(b), size)
 	}
 	return b, nil
-}
-
-// clip shortens hostile input before it goes into an error message, cutting at a
-// character boundary.
-func clip(s string) string {
-	n := 100
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

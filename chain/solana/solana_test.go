@@ -3,9 +3,6 @@ package solana
 import (
 	"bytes"
 	"crypto/ed25519"
-	"encoding/json"
-	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,10 +10,11 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
-const vectorFile = "../../testdata/messages/sol.json"
+const vectorFile = "sol.json"
 
 // The clients.md §3.6(f) vector: RFC 8032 test-1 seed signing a SOL POST.
 const (
@@ -30,93 +28,21 @@ const (
 	otherAddress = "AzfsDdCQp8uqzR4ProJ7yyLGKNp9iXHt92rEoiAHG4Pw"
 )
 
-type vector struct {
-	Origin  string          `json:"origin"`
-	Valid   bool            `json:"valid"`
-	Note    string          `json:"note"`
-	Message json.RawMessage `json:"message"`
-}
-
-// signatureValid reports whether the vector's signature should verify: hash
-// mismatches are rejected by the hash check elsewhere, not by the signature.
-func (v vector) signatureValid() bool {
-	return v.Valid || strings.HasPrefix(v.Note, "hash mismatch")
-}
-
-func loadVectors(tb testing.TB) []vector {
-	tb.Helper()
-	data, err := os.ReadFile(vectorFile)
-	if err != nil {
-		tb.Fatalf("read vectors: %v", err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		tb.Fatalf("decode vectors: %v", err)
-	}
-	if len(vs) == 0 {
-		tb.Fatal("no vectors")
-	}
-	return vs
-}
-
-func decodeMessage(tb testing.TB, raw json.RawMessage) *message.Message {
-	tb.Helper()
-	var m message.Message
-	if err := json.Unmarshal(raw, &m); err != nil {
-		tb.Fatalf("decode message: %v", err)
-	}
-	return &m
-}
-
 // rfcMessage is the valid §3.6(f) message with the given signature field.
 func rfcMessage(signature string) *message.Message {
 	return &message.Message{Chain: message.ChainSOL, Sender: rfcAddress, Type: message.TypePost,
 		ItemType: message.ItemInline, ItemHash: rfcItemHash, Signature: signature}
 }
 
-// checkSignatureError fails unless err is a code-1 error naming field.
-func checkSignatureError(t *testing.T, err error, field string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("accepted, want an error naming %q", field)
-	}
-	if got := message.CodeOf(err); got != message.CodeInvalidSignature {
-		t.Errorf("code %d, want %d (err: %v)", got, message.CodeInvalidSignature, err)
-	}
-	if !errors.Is(err, message.ErrInvalidSignature) {
-		t.Errorf("error %v is not ErrInvalidSignature", err)
-	}
-	if got := message.FieldOf(err); got != field {
-		t.Errorf("field %q, want %q (err: %v)", got, field, err)
-	}
-}
-
 func TestVectors(t *testing.T) {
-	vs := loadVectors(t)
 	r := chain.NewRegistry()
 	Register(r)
-	valid := 0
-	for i, v := range vs {
-		m := decodeMessage(t, v.Message)
-		err := r.Verify(m)
-		if v.signatureValid() {
-			valid++
+	valid, _ := chaintest.RunVectors(t, chaintest.LoadVectors(t, vectorFile), r,
+		func(t testing.TB, _ chaintest.Vector, _ *message.Message, err error) {
 			if err != nil {
-				t.Errorf("vector %d (%s): rejected: %v", i, v.Note, err)
+				chaintest.CheckRejection(t, err, "sender", "signature")
 			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("vector %d (%s): accepted", i, v.Note)
-			continue
-		}
-		if c := message.CodeOf(err); c != message.CodeInvalidSignature {
-			t.Errorf("vector %d (%s): code %d, want 1: %v", i, v.Note, c, err)
-		}
-		if f := message.FieldOf(err); f != "sender" && !strings.HasPrefix(f, "signature") {
-			t.Errorf("vector %d (%s): field %q, want sender or signature…", i, v.Note, f)
-		}
-	}
+		})
 	// Two valid vectors and their two hash-mismatch twins.
 	if valid != 4 {
 		t.Errorf("%d signature-valid vectors, want 4", valid)
@@ -139,7 +65,7 @@ func TestChainIsSigned(t *testing.T) {
 		t.Fatalf("SOL message rejected: %v", err)
 	}
 	m.Chain = message.ChainES
-	checkSignatureError(t, Verifier{}.Verify(m), "signature")
+	chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 }
 
 func TestSignatureForms(t *testing.T) {
@@ -199,48 +125,15 @@ func TestSignatureForms(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := rfcMessage(tt.signature)
 			m.Sender = tt.sender
-			err := Verifier{}.Verify(m)
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			checkSignatureError(t, err, tt.field)
+			chaintest.CheckVerdict(t, Verifier{}.Verify(m), tt.field)
 		})
 	}
 }
 
 func BenchmarkVerify(b *testing.B) {
-	vs := loadVectors(b)
-	m := decodeMessage(b, vs[1].Message) // Python-form signature of the §3.6(f) POST
-	v := Verifier{}
-	if err := v.Verify(m); err != nil {
-		b.Fatalf("vector rejected: %v", err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := v.Verify(m); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func TestClip(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string
-	}{
-		{"short", "short"},
-		{strings.Repeat("a", 100), strings.Repeat("a", 100)},
-		{strings.Repeat("a", 101), strings.Repeat("a", 100) + "…"},
-		{strings.Repeat("a", 99) + "é…", strings.Repeat("a", 99) + "…"}, // é would be cut in half
-	}
-	for _, tt := range tests {
-		if got := clip(tt.in); got != tt.want {
-			t.Errorf("clip(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
+	vs := chaintest.LoadVectors(b, vectorFile)
+	// Python-form signature of the §3.6(f) POST.
+	chaintest.BenchVerify(b, Verifier{}, chaintest.DecodeMessage(b, vs[1].Message))
 }
 
 // TestSmallOrderKeyForgery: the identity point as public key with R = identity and
@@ -256,5 +149,5 @@ func TestSmallOrderKeyForgery(t *testing.T) {
 		t.Fatal("premise: crypto/ed25519 should accept this forgery")
 	}
 	m.Signature = `{"signature":"` + base58.Encode(sig) + `","publicKey":"` + sender + `"}`
-	checkSignatureError(t, Verifier{}.Verify(m), "signature")
+	chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 }

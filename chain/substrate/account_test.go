@@ -8,6 +8,7 @@ import (
 	"testing/iotest"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -164,7 +165,7 @@ func TestSignRoundTrip(t *testing.T) {
 			t.Errorf("format %d: round trip rejected: %v", f, err)
 		}
 		m.ItemHash = strings.Repeat("dc", 32)
-		checkSignatureError(t, r.Verify(m), "signature")
+		chaintest.CheckSignatureError(t, r.Verify(m), "signature")
 	}
 }
 
@@ -220,7 +221,7 @@ func TestWrappedSignature(t *testing.T) {
 				t.Errorf("rejected: %v", err)
 			}
 			if !tt.ok {
-				checkSignatureError(t, err, "signature")
+				chaintest.CheckSignatureError(t, err, "signature")
 			}
 		})
 	}

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/mr-tron/base58"
+
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 )
 
 // TestSS58Known checks addresses published by substrate tooling and the senders
@@ -43,7 +45,7 @@ func TestSS58Known(t *testing.T) {
 	}
 	// The vectors' senders re-encode to themselves.
 	for _, v := range loadVectors(t) {
-		sender := decodeMessage(t, v.Message).Sender
+		sender := chaintest.DecodeMessage(t, v.Message).Sender
 		format, key, err := DecodeSS58(sender)
 		if err != nil {
 			t.Errorf("vector sender %s: %v", sender, err)

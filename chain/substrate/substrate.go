@@ -17,7 +17,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/ChainSafe/go-schnorrkel"
 
@@ -62,16 +61,16 @@ func VerifySignature(buf []byte, sender, signature string) error {
 	}
 	_, key, err := DecodeSS58(sender)
 	if err != nil {
-		return chain.SignatureError("sender", "%q: %v", clip(sender), err)
+		return chain.SignatureError("sender", "%q: %v", chain.Clip(sender), err)
 	}
 	pub, err := schnorrkel.NewPublicKey(key)
 	if err != nil {
-		return chain.SignatureError("sender", "key of %s is not a ristretto255 point: %v", clip(sender), err)
+		return chain.SignatureError("sender", "key of %s is not a ristretto255 point: %v", chain.Clip(sender), err)
 	}
 	ok, err := pub.Verify(sig, schnorrkel.NewSigningContext([]byte(signingContext), buf))
 	if err != nil {
 		// Only the identity key errors; no signature can be checked against it.
-		return chain.SignatureError("sender", "key of %s cannot verify: %v", clip(sender), err)
+		return chain.SignatureError("sender", "key of %s cannot verify: %v", chain.Clip(sender), err)
 	}
 	if !ok {
 		wrapped := make([]byte, 0, len(bytesOpen)+len(buf)+len(bytesClose))
@@ -81,7 +80,7 @@ func VerifySignature(buf []byte, sender, signature string) error {
 		ok, _ = pub.Verify(sig, schnorrkel.NewSigningContext([]byte(signingContext), wrapped))
 	}
 	if !ok {
-		return chain.SignatureError("signature", "sr25519 signature does not verify for %s, raw or <Bytes>-wrapped", clip(sender))
+		return chain.SignatureError("signature", "sr25519 signature does not verify for %s, raw or <Bytes>-wrapped", chain.Clip(sender))
 	}
 	return nil
 }
@@ -95,12 +94,12 @@ func parseSignature(text string) (*schnorrkel.Signature, error) {
 	}
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(text), &obj); err != nil || obj == nil {
-		return nil, chain.SignatureError("signature", "not a JSON object with curve and data: %q", clip(text))
+		return nil, chain.SignatureError("signature", "not a JSON object with curve and data: %q", chain.Clip(text))
 	}
 	if raw, ok := obj["curve"]; ok {
 		var curve string
 		if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &curve) != nil || curve != CurveSR25519 {
-			return nil, chain.SignatureError("signature.curve", "unsupported curve %s, only %q", clip(string(raw)), CurveSR25519)
+			return nil, chain.SignatureError("signature.curve", "unsupported curve %s, only %q", chain.Clip(string(raw)), CurveSR25519)
 		}
 	}
 	raw, ok := obj["data"]
@@ -109,7 +108,7 @@ func parseSignature(text string) (*schnorrkel.Signature, error) {
 	}
 	var data string
 	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &data) != nil {
-		return nil, chain.SignatureError("signature.data", "must be a hex string, got %s", clip(string(raw)))
+		return nil, chain.SignatureError("signature.data", "must be a hex string, got %s", chain.Clip(string(raw)))
 	}
 	// Only a lowercase 0x is a prefix, as in substrate-interface.
 	hexSig := strings.TrimPrefix(data, "0x")
@@ -118,24 +117,11 @@ func parseSignature(text string) (*schnorrkel.Signature, error) {
 	}
 	var b [schnorrkel.SignatureSize]byte
 	if _, err := hex.Decode(b[:], []byte(hexSig)); err != nil {
-		return nil, chain.SignatureError("signature.data", "invalid hex %q: %v", clip(data), err)
+		return nil, chain.SignatureError("signature.data", "invalid hex %q: %v", chain.Clip(data), err)
 	}
 	sig := new(schnorrkel.Signature)
 	if err := sig.Decode(b); err != nil {
 		return nil, chain.SignatureError("signature.data", "not an sr25519 signature: %v", err)
 	}
 	return sig, nil
-}
-
-// clip shortens hostile input before it goes into an error message, cutting at a
-// character boundary.
-func clip(s string) string {
-	n := 100
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
 }

@@ -2,9 +2,6 @@ package substrate
 
 import (
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -13,10 +10,11 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/go-aleph/go-aleph/chain"
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
-const vectorFile = "../../testdata/messages/dot.json"
+const vectorFile = "dot.json"
 
 // dot.json[0]: signed over the raw buffer.
 const (
@@ -34,42 +32,14 @@ const (
 	aliceKusama    = "HNZata7iMYWmk5RvZRTiAsSDhV8366zq2YGb3tLH5Upf74F"
 )
 
-type vector struct {
-	Origin  string          `json:"origin"`
-	Valid   bool            `json:"valid"`
-	Note    string          `json:"note"`
-	Message json.RawMessage `json:"message"`
-}
-
-// signatureValid reports whether the vector's signature should verify: hash
-// mismatches are rejected by the hash check elsewhere, not by the signature.
-func (v vector) signatureValid() bool {
-	return v.Valid || strings.HasPrefix(v.Note, "hash mismatch")
-}
-
-func loadVectors(tb testing.TB) []vector {
+// loadVectors loads dot.json, which must hold the raw and the wrapped vector.
+func loadVectors(tb testing.TB) []chaintest.Vector {
 	tb.Helper()
-	data, err := os.ReadFile(vectorFile)
-	if err != nil {
-		tb.Fatalf("read vectors: %v", err)
-	}
-	var vs []vector
-	if err := json.Unmarshal(data, &vs); err != nil {
-		tb.Fatalf("decode vectors: %v", err)
-	}
+	vs := chaintest.LoadVectors(tb, vectorFile)
 	if len(vs) < 2 {
 		tb.Fatal("too few vectors")
 	}
 	return vs
-}
-
-func decodeMessage(tb testing.TB, raw json.RawMessage) *message.Message {
-	tb.Helper()
-	var m message.Message
-	if err := json.Unmarshal(raw, &m); err != nil {
-		tb.Fatalf("decode message: %v", err)
-	}
-	return &m
 }
 
 func mustHex(tb testing.TB, s string) []byte {
@@ -96,23 +66,6 @@ func rawMessage(sender, signature string) *message.Message {
 		ItemType: message.ItemInline, ItemHash: rawItemHash, Signature: signature}
 }
 
-// checkSignatureError fails unless err is a code-1 error naming field.
-func checkSignatureError(t *testing.T, err error, field string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("accepted, want an error naming %q", field)
-	}
-	if got := message.CodeOf(err); got != message.CodeInvalidSignature {
-		t.Errorf("code %d, want %d (err: %v)", got, message.CodeInvalidSignature, err)
-	}
-	if !errors.Is(err, message.ErrInvalidSignature) {
-		t.Errorf("error %v is not ErrInvalidSignature", err)
-	}
-	if got := message.FieldOf(err); got != field {
-		t.Errorf("field %q, want %q (err: %v)", got, field, err)
-	}
-}
-
 // rawSS58 base58-encodes body followed by its correct SS58 checksum, to build
 // addresses that only fail for their layout.
 func rawSS58(body []byte) string {
@@ -121,31 +74,14 @@ func rawSS58(body []byte) string {
 }
 
 func TestVectors(t *testing.T) {
-	vs := loadVectors(t)
 	r := chain.NewRegistry()
 	Register(r)
-	valid := 0
-	for i, v := range vs {
-		m := decodeMessage(t, v.Message)
-		err := r.Verify(m)
-		if v.signatureValid() {
-			valid++
+	valid, _ := chaintest.RunVectors(t, loadVectors(t), r,
+		func(t testing.TB, _ chaintest.Vector, _ *message.Message, err error) {
 			if err != nil {
-				t.Errorf("vector %d (%s): rejected: %v", i, v.Note, err)
+				chaintest.CheckRejection(t, err, "sender", "signature")
 			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("vector %d (%s): accepted", i, v.Note)
-			continue
-		}
-		if c := message.CodeOf(err); c != message.CodeInvalidSignature {
-			t.Errorf("vector %d (%s): code %d, want 1: %v", i, v.Note, c, err)
-		}
-		if f := message.FieldOf(err); f != "sender" && !strings.HasPrefix(f, "signature") {
-			t.Errorf("vector %d (%s): field %q, want sender or signature…", i, v.Note, f)
-		}
-	}
+		})
 	if valid != 4 {
 		t.Errorf("%d signature-valid vectors, want 4 (two valid, two hash mismatches)", valid)
 	}
@@ -163,7 +99,7 @@ func TestVectorWrapping(t *testing.T) {
 		{1, false, true},
 	}
 	for _, tt := range tests {
-		m := decodeMessage(t, vs[tt.index].Message)
+		m := chaintest.DecodeMessage(t, vs[tt.index].Message)
 		sig, err := parseSignature(m.Signature)
 		if err != nil {
 			t.Fatalf("vector %d: %v", tt.index, err)
@@ -291,14 +227,7 @@ func TestSignatureForms(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := Verifier{}.Verify(rawMessage(tt.sender, tt.signature))
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			checkSignatureError(t, err, tt.field)
+			chaintest.CheckVerdict(t, Verifier{}.Verify(rawMessage(tt.sender, tt.signature)), tt.field)
 		})
 	}
 }
@@ -310,23 +239,12 @@ func TestChainIsSigned(t *testing.T) {
 		t.Fatalf("rejected: %v", err)
 	}
 	m.Chain = message.ChainSOL
-	checkSignatureError(t, Verifier{}.Verify(m), "signature")
+	chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 }
 
 func benchmarkVector(b *testing.B, index int) {
 	b.Helper()
-	vs := loadVectors(b)
-	m := decodeMessage(b, vs[index].Message)
-	v := Verifier{}
-	if err := v.Verify(m); err != nil {
-		b.Fatalf("vector rejected: %v", err)
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := v.Verify(m); err != nil {
-			b.Fatal(err)
-		}
-	}
+	chaintest.BenchVerify(b, Verifier{}, chaintest.DecodeMessage(b, loadVectors(b)[index].Message))
 }
 
 // BenchmarkVerify verifies a signature over the raw buffer (one sr25519 check).
@@ -335,20 +253,3 @@ func BenchmarkVerify(b *testing.B) { benchmarkVector(b, 0) }
 // BenchmarkVerifyWrapped verifies a <Bytes>-wrapped signature, which costs a
 // failed raw check first.
 func BenchmarkVerifyWrapped(b *testing.B) { benchmarkVector(b, 1) }
-
-func TestClip(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string
-	}{
-		{"short", "short"},
-		{strings.Repeat("a", 100), strings.Repeat("a", 100)},
-		{strings.Repeat("a", 101), strings.Repeat("a", 100) + "…"},
-		{strings.Repeat("a", 99) + "é…", strings.Repeat("a", 99) + "…"}, // é would be cut in half
-	}
-	for _, tt := range tests {
-		if got := clip(tt.in); got != tt.want {
-			t.Errorf("clip(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

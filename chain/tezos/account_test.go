@@ -16,6 +16,7 @@ import (
 	secpecdsa "github.com/decred/dcrd/dcrec/secp256k1/v4/ecdsa"
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -86,7 +87,7 @@ func TestAccountRoundTrip(t *testing.T) {
 	// Another sender, or another account, must not verify.
 	b, _ := NewAccount(nil)
 	m.Sender = b.Address()
-	checkSignatureError(t, Verifier{}.Verify(m), "sender")
+	chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "sender")
 }
 
 func TestAccountFromSecretKey(t *testing.T) {
@@ -182,7 +183,7 @@ func TestTz2RoundTrip(t *testing.T) {
 			}
 		}
 		m.ItemHash = strings.Repeat("1", 64)
-		checkSignatureError(t, Verifier{}.Verify(m), "signature")
+		chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 	}
 }
 
@@ -226,10 +227,10 @@ func TestTz3RoundTrip(t *testing.T) {
 		// A p2sig with an ed25519 key is a curve mismatch; with its own key, a
 		// changed buffer fails.
 		m.Type = message.TypeStore
-		checkSignatureError(t, Verifier{}.Verify(m), "signature")
+		chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 		edpk := lookup(kindPublicKey, curveEd25519, 32).encode(make([]byte, ed25519.PublicKeySize))
 		m.Sender = addressOf(curveEd25519, make([]byte, 32))
 		m.Signature = signatureJSON(t, lookup(kindSignature, curveP256, 64).encode(make([]byte, 64)), edpk, signingType)
-		checkSignatureError(t, Verifier{}.Verify(m), "signature.signature")
+		chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature.signature")
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/blake2b"
 
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -22,18 +23,7 @@ func BenchmarkVerify(b *testing.B) {
 		{"p256-raw", p256Message},
 	}
 	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			m := c.m(b)
-			if err := (Verifier{}).Verify(m); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := (Verifier{}).Verify(m); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
+		b.Run(c.name, func(b *testing.B) { chaintest.BenchVerify(b, Verifier{}, c.m(b)) })
 	}
 }
 

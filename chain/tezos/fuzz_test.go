@@ -2,9 +2,9 @@ package tezos
 
 import (
 	"encoding/json"
-	"errors"
 	"testing"
 
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -13,10 +13,9 @@ import (
 // and anything it accepts must be consistent: the key hashes to the sender, the
 // result is stable, and another item hash breaks it.
 func FuzzVerify(f *testing.F) {
-	for _, v := range loadVectors(f) {
-		m := decodeMessage(f, v.Message)
-		f.Add(m.Sender, m.Signature, m.Time.String(), m.ItemHash)
-	}
+	chaintest.SeedFuzz(f, chaintest.LoadVectors(f, vectorFile), func(m *message.Message) []any {
+		return []any{m.Sender, m.Signature, m.Time.String(), m.ItemHash}
+	})
 	f.Add("tz1SmGHzna3YhKropa3WudVq72jhTPDBn4r5", `{"signature":5}`, "1", "")
 	f.Add("", "", "", "")
 	f.Fuzz(func(t *testing.T, sender, signature, timeText, itemHash string) {
@@ -32,16 +31,8 @@ func FuzzVerify(f *testing.F) {
 		if json.Unmarshal([]byte(timeText), &tm) == nil {
 			m.Time = tm
 		}
-		err := Verifier{}.Verify(m)
-		if err != nil {
-			var me *message.Error
-			if !errors.As(err, &me) || me.Code != message.CodeInvalidSignature || me.Field == "" {
-				t.Fatalf("error %v (%T) is not a code-1 error naming a field", err, err)
-			}
+		if !chaintest.CheckVerify(t, Verifier{}, m) {
 			return
-		}
-		if err := (Verifier{}).Verify(m); err != nil {
-			t.Fatalf("accepted, then rejected: %v", err)
 		}
 		obj, err := parseSignatureObject(signature)
 		if err != nil {
@@ -49,10 +40,6 @@ func FuzzVerify(f *testing.F) {
 		}
 		if addr, err := AddressFromPublicKey(obj.publicKey); err != nil || addr != sender {
 			t.Fatalf("accepted sender %q for the key of %q (%v)", sender, addr, err)
-		}
-		m.ItemHash += "0"
-		if (Verifier{}).Verify(m) == nil {
-			t.Fatal("signature also verifies for another item hash")
 		}
 	})
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/decred/dcrd/dcrec/secp256k1/v4"
 
+	"github.com/go-aleph/go-aleph/internal/chaintest"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -90,14 +91,7 @@ func TestVerifyMalformed(t *testing.T) {
 			f := signatureFields(t, m)
 			tt.change(f)
 			m.Signature = encodeFields(t, f)
-			err := Verifier{}.Verify(m)
-			if tt.field == "" {
-				if err != nil {
-					t.Fatalf("rejected: %v", err)
-				}
-				return
-			}
-			checkSignatureError(t, err, tt.field)
+			chaintest.CheckVerdict(t, Verifier{}.Verify(m), tt.field)
 		})
 	}
 
@@ -143,7 +137,7 @@ func TestVerifyMalformed(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m := vectorMessage(t, tt.vector)
 			tt.change(m)
-			checkSignatureError(t, Verifier{}.Verify(m), tt.field)
+			chaintest.CheckSignatureError(t, Verifier{}.Verify(m), tt.field)
 		})
 	}
 }
@@ -206,7 +200,7 @@ func TestVerifySecp256k1HighS(t *testing.T) {
 	high = append(high, sb[:]...)
 	f["signature"] = enc.encode(high)
 	m.Signature = encodeFields(t, f)
-	checkSignatureError(t, Verifier{}.Verify(m), "signature")
+	chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 
 	// r or s ≥ n, zero r: refused without panicking.
 	n := []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
@@ -219,14 +213,14 @@ func TestVerifySecp256k1HighS(t *testing.T) {
 	} {
 		f["signature"] = enc.encode(sig)
 		m.Signature = encodeFields(t, f)
-		t.Run(name, func(t *testing.T) { checkSignatureError(t, Verifier{}.Verify(m), "signature") })
+		t.Run(name, func(t *testing.T) { chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature") })
 	}
 }
 
 func TestAddressFromPublicKey(t *testing.T) {
-	vs := loadVectors(t)
+	vs := chaintest.LoadVectors(t, vectorFile)
 	for _, i := range []int{vecTz2Raw, vecTz1Raw, vecTz1Micheline} {
-		m := decodeMessage(t, vs[i].Message)
+		m := chaintest.DecodeMessage(t, vs[i].Message)
 		got, err := AddressFromPublicKey(signatureFields(t, m)["publicKey"].(string))
 		if err != nil || got != m.Sender {
 			t.Errorf("vector %d: address %q, %v; want %s", i, got, err, m.Sender)
@@ -249,5 +243,5 @@ func TestVerifySmallOrderKey(t *testing.T) {
 	}
 	m.Signature = signatureJSON(t, lookup(kindSignature, curveEd25519, 64).encode(sig),
 		lookup(kindPublicKey, curveEd25519, 32).encode(identity), "")
-	checkSignatureError(t, Verifier{}.Verify(m), "signature")
+	chaintest.CheckSignatureError(t, Verifier{}.Verify(m), "signature")
 }
