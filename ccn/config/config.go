@@ -1,0 +1,233 @@
+// Package config holds the core channel node's configuration and loads it from,
+// in increasing precedence: built-in defaults, a YAML file, ALEPH_* environment
+// variables, and command-line flags (applied by the caller).
+//
+// Environment names are ALEPH_ followed by the YAML path in upper case joined by
+// underscores: api.listen is ALEPH_API_LISTEN, pipeline.max_retries is
+// ALEPH_PIPELINE_MAX_RETRIES.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the node configuration.
+type Config struct {
+	// DataDir holds the SQLite database and, later, files and keys.
+	DataDir string `yaml:"data_dir"`
+	// DB is the database: a postgres:// DSN, or a SQLite path. Empty means
+	// <data_dir>/aleph.db.
+	DB string `yaml:"db"`
+	// Channel is the gossip topic and default channel set of this network.
+	Topic    string   `yaml:"topic"`
+	API      API      `yaml:"api"`
+	Pipeline Pipeline `yaml:"pipeline"`
+	Log      Log      `yaml:"log"`
+}
+
+// API configures the HTTP server.
+type API struct {
+	// Listen is the host:port to serve on.
+	Listen string `yaml:"listen"`
+	// BodyLimit caps request bodies, in bytes (pyaleph: 1 MiB).
+	BodyLimit int64 `yaml:"body_limit"`
+	// MaxWebsockets caps concurrent /api/ws0/messages connections.
+	MaxWebsockets int `yaml:"max_websockets"`
+	// ShutdownTimeout bounds a graceful shutdown.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+}
+
+// Pipeline configures message processing.
+type Pipeline struct {
+	MaxRetries  int      `yaml:"max_retries"`
+	MaxBackoff  Duration `yaml:"max_backoff"`
+	SyncTimeout Duration `yaml:"sync_timeout"`
+	BatchSize   int      `yaml:"batch_size"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Duration is a time.Duration written as "30s" in YAML and environment variables.
+type Duration time.Duration
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// UnmarshalYAML parses a duration and, on error, names the line of the setting.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if err := d.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 30s", n.Line, n.Value)
+	}
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+// Default returns the defaults of a production node.
+func Default() Config {
+	return Config{
+		DataDir: "/var/lib/alephd",
+		Topic:   "ALEPH-TEST",
+		API: API{
+			Listen:          "0.0.0.0:4024",
+			BodyLimit:       1 << 20,
+			MaxWebsockets:   10_000,
+			ShutdownTimeout: Duration(30 * time.Second),
+		},
+		Pipeline: Pipeline{
+			MaxRetries:  10,
+			MaxBackoff:  Duration(300 * time.Second),
+			SyncTimeout: Duration(30 * time.Second),
+			BatchSize:   256,
+		},
+		Log: Log{Level: "info", Format: "text"},
+	}
+}
+
+// Dev returns the defaults of `alephd dev`: everything local.
+func Dev(dataDir string) Config {
+	c := Default()
+	c.DataDir = dataDir
+	c.API.Listen = "127.0.0.1:4024"
+	return c
+}
+
+// DatabaseDSN returns DB, or the SQLite file in DataDir when DB is empty.
+func (c *Config) DatabaseDSN() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.DataDir, "aleph.db")
+}
+
+// Validate reports the first invalid setting, naming it.
+func (c *Config) Validate() error {
+	switch {
+	case c.DataDir == "" && c.DB == "":
+		return errors.New("config: data_dir or db must be set")
+	case c.API.Listen == "":
+		return errors.New("config: api.listen must be set")
+	case c.API.BodyLimit < 1024:
+		return fmt.Errorf("config: api.body_limit %d is too small (minimum 1024)", c.API.BodyLimit)
+	case c.Pipeline.MaxRetries < 0:
+		return errors.New("config: pipeline.max_retries must not be negative")
+	case c.Pipeline.BatchSize < 1:
+		return errors.New("config: pipeline.batch_size must be at least 1")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: log.level %q is not debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		return fmt.Errorf("config: log.format %q is not text or json", c.Log.Format)
+	}
+	return nil
+}
+
+// LoadFile overlays a YAML file on c. Unknown keys are errors, so typos are caught.
+func (c *Config) LoadFile(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) { // an empty file overrides nothing
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+// LoadEnv overlays ALEPH_* variables from environ (as os.Environ returns it).
+func (c *Config) LoadEnv(environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && strings.HasPrefix(k, "ALEPH_") {
+			env[k] = v
+		}
+	}
+	return overlayEnv(reflect.ValueOf(c).Elem(), "ALEPH", env)
+}
+
+var textUnmarshaler = reflect.TypeFor[interface{ UnmarshalText([]byte) error }]()
+
+func overlayEnv(v reflect.Value, prefix string, env map[string]string) error {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		name := prefix + "_" + strings.ToUpper(tag)
+		fv := v.Field(i)
+		if f.Type.Kind() == reflect.Struct {
+			if err := overlayEnv(fv, name, env); err != nil {
+				return err
+			}
+			continue
+		}
+		raw, ok := env[name]
+		if !ok {
+			continue
+		}
+		if err := setFromString(fv, raw); err != nil {
+			return fmt.Errorf("config: %s=%q: %w", name, raw, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(v reflect.Value, s string) error {
+	if v.Addr().Type().Implements(textUnmarshaler) {
+		return v.Addr().Interface().(interface{ UnmarshalText([]byte) error }).UnmarshalText([]byte(s))
+	}
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return errors.New("not an integer")
+		}
+		v.SetInt(n)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return errors.New("not a boolean")
+		}
+		v.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported setting type %s", v.Type())
+	}
+	return nil
+}
