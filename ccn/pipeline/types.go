@@ -3,6 +3,66 @@
 // applies the per-type semantics (posts and amends, aggregates, stores, VMs,
 // forgets) under the permission rules, retries with jittered backoff, and
 // announces each outcome on the event bus.
+//
+// # Admission and processing
+//
+// Submit parses and verifies a message in the caller's goroutine, so that API
+// handlers verify on every core, then queues it (ccn-protocol.md §3.2). Run is
+// the single processor: it takes due messages in batches of Config.BatchSize,
+// prepares them in parallel (content fetch and decoding), and applies each
+// batch in one store transaction. Every type handler is split in a CHECK, which
+// only reads and may fail with a protocol error, and an APPLY, which writes and
+// can only fail on a database error; a message that fails therefore writes
+// nothing, and the others of its batch go on. A database error rolls the batch
+// back; its messages are then applied one per transaction, so a message that
+// keeps failing retries alone with INTERNAL_ERROR (-1). Events are published
+// after the commit.
+//
+// # Order independence
+//
+// Messages arrive in any order, so the derived state must not depend on it.
+// Dependencies retry (101, 200, 300, 301, 501) until their target comes; the
+// latest amend is the greatest content.time, ties broken by the smallest item
+// hash; aggregates merge in (content.time, item hash) order; file tags point at
+// the newest pin by the store's (created, item hash) order. An amend, or a VM
+// update, whose target was forgotten before it arrived is forgotten on arrival
+// (with the target's forgotten_by), as the FORGET would have cascaded to it
+// had it come first; upstream retries it until it is rejected with 101 or 300.
+//
+// What stays order-dependent, as upstream: permissions granted or revoked by a
+// security aggregate apply from when it is processed; a FORGET of aggregate
+// keys erases the elements known when it is processed; a STORE that a VM uses
+// can be forgotten if the FORGET comes before the VM (otherwise 503); the order
+// of forgotten_by and forgotten_at (the first FORGET) follow processing order.
+//
+// # Decisions where upstream is silent or unsafe
+//
+//   - Only the owner, or a delegate whose matching entry lists "security" in
+//     aggregate_keys, may write the "security" aggregate (upstream lets any
+//     delegate with AGGREGATE rights rewrite it). Code 2.
+//   - A delegation entry with a malformed field (a list that is not a list of
+//     strings, a chain that is not a string) does not match.
+//   - A FORGET of an already forgotten hash is accepted and appended to its
+//     forgotten_by (upstream retries it and rejects it with 501). A refusal (2,
+//     502, 503) wins over missing targets (501), so it is rejected at once.
+//   - A FORGET is authorised per target with the FORGET's sender and chain and
+//     the target's owner, type, channel, post type and key; an amend target is
+//     judged against its original post, as its creation was.
+//   - An AGGREGATE key given as {"name": k} is stored as upstream stores it,
+//     Python's str() of the dict: {'name': 'k'}.
+//   - Signature failures at admission are recorded but not published on the
+//     bus: a forged copy must not answer the sync wait of a genuine one.
+//   - A copy of a removed message is dropped like one of a forgotten message
+//     (504).
+//
+// # Not enforced here
+//
+// Balances and costs are not checked: codes 5 (BALANCE_INSUFFICIENT),
+// 6 (CREDIT_INSUFFICIENT) and 202 (INVALID_PAYMENT_METHOD) are never produced,
+// and no cost rows are written; the special POSTs that feed balances and
+// credits (balances-update, aleph_credit_*) are stored as plain posts. STORE
+// files are not fetched: a STORE records its message pin and file tag, and
+// FILE_UNAVAILABLE (4) is never produced; the file service fetches files.
 package pipeline
 
 import (
