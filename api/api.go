@@ -1,0 +1,185 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/go-aleph/go-aleph/ccn/events"
+	"github.com/go-aleph/go-aleph/ccn/pipeline"
+	"github.com/go-aleph/go-aleph/store"
+)
+
+// Submitter admits a new message. *pipeline.Pipeline satisfies it.
+type Submitter interface {
+	Submit(ctx context.Context, raw []byte, opts pipeline.SubmitOptions) (pipeline.SubmitResult, error)
+}
+
+// Deps are the node parts the API serves from.
+type Deps struct {
+	// Submitter admits messages posted to /api/v0/messages and the legacy pubsub
+	// endpoints.
+	Submitter Submitter
+	// Store answers every query.
+	Store store.Reader
+	// Bus feeds the messages websocket; nil means the websocket only sends history.
+	Bus *events.Bus
+	// Metrics receives the API's request and websocket metrics and is served on
+	// /metrics; nil means a private registry.
+	Metrics *prometheus.Registry
+	// Version is served by /api/v0/version and /version.
+	Version string
+	// Now is the clock; nil means time.Now. (No answer depends on the time yet;
+	// durations in metrics use the monotonic clock.)
+	Now func() time.Time
+	// Log receives internal errors and recovered panics; nil discards.
+	Log *slog.Logger
+	// NodeMultiAddresses are served by /api/v0/info/public.json.
+	NodeMultiAddresses []string
+}
+
+// Config tunes the API. Zero fields take the values of DefaultConfig.
+type Config struct {
+	// BodyLimit bounds request bodies (pyaleph: 1 MiB); larger bodies get 413.
+	BodyLimit int64
+	// MessageTopic is the only topic the legacy pubsub endpoints accept.
+	MessageTopic string
+	// CORSOrigin is sent as Access-Control-Allow-Origin.
+	CORSOrigin string
+	// MaxWebsockets caps concurrent messages websockets; the next one is closed
+	// with code 1013.
+	MaxWebsockets int
+	// WSPingInterval is the websocket heartbeat.
+	WSPingInterval time.Duration
+	// WSWriteTimeout bounds one websocket frame write (and a heartbeat's pong).
+	WSWriteTimeout time.Duration
+	// WSBuffer is how many processed messages a websocket may fall behind before
+	// it is disconnected.
+	WSBuffer int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		BodyLimit:      1 << 20,
+		MessageTopic:   "ALEPH-TEST",
+		CORSOrigin:     "*",
+		MaxWebsockets:  10_000,
+		WSPingInterval: 30 * time.Second,
+		WSWriteTimeout: 10 * time.Second,
+		WSBuffer:       256,
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.BodyLimit <= 0 {
+		c.BodyLimit = d.BodyLimit
+	}
+	if c.MessageTopic == "" {
+		c.MessageTopic = d.MessageTopic
+	}
+	if c.CORSOrigin == "" {
+		c.CORSOrigin = d.CORSOrigin
+	}
+	if c.MaxWebsockets <= 0 {
+		c.MaxWebsockets = d.MaxWebsockets
+	}
+	if c.WSPingInterval <= 0 {
+		c.WSPingInterval = d.WSPingInterval
+	}
+	if c.WSWriteTimeout <= 0 {
+		c.WSWriteTimeout = d.WSWriteTimeout
+	}
+	if c.WSBuffer <= 0 {
+		c.WSBuffer = d.WSBuffer
+	}
+	return c
+}
+
+// server holds what the handlers share.
+type server struct {
+	d       Deps
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics
+	mux     *http.ServeMux
+	docs    *docs
+	wsConns atomic.Int64
+}
+
+// route is one endpoint: its mux pattern, the OpenAPI path that documents it, and
+// its handler.
+type route struct {
+	method  string // GET or POST
+	pattern string // the ServeMux path pattern
+	docPath string // the OpenAPI path
+	handler func(s *server, w http.ResponseWriter, r *http.Request)
+}
+
+// routes lists every endpoint. GET routes also answer HEAD (ServeMux does it).
+var routes = []route{
+	{"POST", "/api/v0/messages", "/api/v0/messages", (*server).submitMessage},
+	{"POST", "/api/v0/ipfs/pubsub/pub", "/api/v0/ipfs/pubsub/pub", (*server).pubsubPub},
+	{"POST", "/api/v0/p2p/pubsub/pub", "/api/v0/p2p/pubsub/pub", (*server).pubsubPub},
+
+	{"GET", "/api/v0/messages.json", "/api/v0/messages.json", (*server).listMessages},
+	{"GET", "/api/v0/messages/page/{page}", "/api/v0/messages/page/{page}.json", (*server).listMessages},
+	{"GET", "/api/v0/messages/hashes", "/api/v0/messages/hashes", (*server).messageHashes},
+	{"GET", "/api/v0/messages/{hash}", "/api/v0/messages/{item_hash}", (*server).getMessage},
+	{"GET", "/api/v0/messages/{hash}/{sub}", "/api/v0/messages/{item_hash}/status", (*server).messageSub},
+	{"GET", "/api/v0/messages/{hash}/{sub}", "/api/v0/messages/{item_hash}/content", (*server).messageSub},
+	{"GET", "/api/ws0/messages", "/api/ws0/messages", (*server).messagesSocket},
+
+	{"GET", "/api/v0/posts.json", "/api/v0/posts.json", (*server).postsV0},
+	{"GET", "/api/v0/posts/page/{page}", "/api/v0/posts/page/{page}.json", (*server).postsV0},
+	{"GET", "/api/v1/posts.json", "/api/v1/posts.json", (*server).postsV1},
+	{"GET", "/api/v1/posts/page/{page}", "/api/v1/posts/page/{page}.json", (*server).postsV1},
+
+	{"GET", "/api/v0/aggregates/{file}", "/api/v0/aggregates/{address}.json", (*server).addressAggregates},
+	{"GET", "/api/v0/aggregates", "/api/v0/aggregates", (*server).listAggregates},
+	{"GET", "/api/v0/aggregates.json", "/api/v0/aggregates.json", (*server).listAggregates},
+
+	{"GET", "/api/v0/addresses/stats.json", "/api/v0/addresses/stats.json", (*server).addressStatsV0},
+	{"GET", "/api/v1/addresses/stats.json", "/api/v1/addresses/stats.json", (*server).addressStatsV1},
+	{"GET", "/api/v0/addresses/{address}/post_types", "/api/v0/addresses/{address}/post_types", (*server).addressPostTypes},
+	{"GET", "/api/v0/addresses/{address}/channels", "/api/v0/addresses/{address}/channels", (*server).addressChannels},
+	{"GET", "/api/v0/channels/list.json", "/api/v0/channels/list.json", (*server).channelsList},
+
+	{"GET", "/api/v0/version", "/api/v0/version", (*server).version},
+	{"GET", "/version", "/version", (*server).version},
+	{"GET", "/api/v0/info/public.json", "/api/v0/info/public.json", (*server).publicInfo},
+	{"GET", "/metrics", "/metrics", (*server).serveMetrics},
+	{"GET", "/api/docs", "/api/docs", (*server).docsPage},
+	{"GET", "/api/docs/openapi.json", "/api/docs/openapi.json", (*server).openAPI},
+}
+
+// New returns the API handler.
+func New(d Deps, cfg Config) http.Handler {
+	s := &server{d: d, cfg: cfg.withDefaults(), log: d.Log}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.d.Metrics == nil {
+		s.d.Metrics = prometheus.NewRegistry()
+	}
+	s.metrics = newMetrics(s.d.Metrics)
+	s.docs = mustLoadDocs()
+	s.mux = http.NewServeMux()
+	seen := map[string]bool{}
+	for _, rt := range routes {
+		p := rt.method + " " + rt.pattern
+		if seen[p] {
+			continue // one pattern documented under several paths
+		}
+		seen[p] = true
+		h := rt.handler
+		s.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) { h(s, w, r) })
+	}
+	s.mux.HandleFunc("/", s.fallback)
+	return s.middleware(s.mux)
+}
