@@ -1,15 +1,11 @@
 // Command alephd is the go-aleph node daemon: `alephd ccn` (core channel node),
 // `alephd crn` (compute resource node) and `alephd dev` (a complete local network on
 // embedded defaults).
-//
-// The node itself arrives with the core-channel-node work; until then `alephd dev`
-// runs a skeleton that checks the protocol core and waits for a signal.
 package main
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,14 +19,13 @@ var version = "0.0.0-dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := newRootCmd(logger).ExecuteContext(ctx); err != nil {
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "alephd:", err)
 		os.Exit(1)
 	}
 }
 
-func newRootCmd(logger *slog.Logger) *cobra.Command {
+func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "alephd",
 		Short:         "go-aleph node daemon",
@@ -46,7 +41,8 @@ func newRootCmd(logger *slog.Logger) *cobra.Command {
 				return err
 			},
 		},
-		newDevCmd(logger),
+		newCCNCmd(),
+		newDevCmd(),
 	)
 	return root
 }

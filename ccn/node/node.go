@@ -1,0 +1,194 @@
+// Package node assembles a core channel node from its parts: the store, the
+// signature registry, the processing pipeline, the event bus and the HTTP API.
+// It owns their lifecycle: Start brings them up, Close shuts them down
+// gracefully (HTTP first, so in-flight requests finish, then the pipeline, then
+// the store).
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/go-aleph/go-aleph/api"
+	"github.com/go-aleph/go-aleph/ccn/config"
+	"github.com/go-aleph/go-aleph/ccn/events"
+	"github.com/go-aleph/go-aleph/ccn/pipeline"
+	"github.com/go-aleph/go-aleph/chain/all"
+	"github.com/go-aleph/go-aleph/store"
+	_ "github.com/go-aleph/go-aleph/store/sqlstore" // registers the sqlite and postgres backends
+)
+
+// Version is reported by /api/v0/version; cmd/alephd sets it at build time.
+var Version = "0.0.0-dev"
+
+// Node is a running core channel node.
+type Node struct {
+	cfg   config.Config
+	log   *slog.Logger
+	now   func() time.Time
+	store store.Store
+	bus   *events.Bus
+	pipe  *pipeline.Pipeline
+	srv   *http.Server
+	ln    net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	runErr error
+}
+
+// Option adjusts a node before it starts.
+type Option func(*Node)
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) Option { return func(n *Node) { n.now = now } }
+
+// New opens the store (running migrations) and builds every part. Nothing runs
+// until Start.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: log, now: time.Now, bus: events.NewBus()}
+	for _, o := range opts {
+		o(n)
+	}
+	if cfg.DB == "" && cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+	}
+	st, err := store.Open(ctx, cfg.DatabaseDSN())
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", store.BackendFor(cfg.DatabaseDSN()), err)
+	}
+	n.store = st
+	pc := pipeline.DefaultConfig()
+	pc.MaxRetries = cfg.Pipeline.MaxRetries
+	pc.MaxBackoff = time.Duration(cfg.Pipeline.MaxBackoff)
+	pc.SyncTimeout = time.Duration(cfg.Pipeline.SyncTimeout)
+	pc.BatchSize = cfg.Pipeline.BatchSize
+	n.pipe, err = pipeline.New(pipeline.Deps{
+		Store:    st,
+		Verifier: all.NewRegistry(),
+		Bus:      n.bus,
+		Now:      n.now,
+		Log:      log.With("part", "pipeline"),
+	}, pc)
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	handler := api.New(api.Deps{
+		Submitter: n.pipe,
+		Store:     st,
+		Bus:       n.bus,
+		Metrics:   reg,
+		Version:   Version,
+		Now:       n.now,
+		Log:       log.With("part", "api"),
+	}, api.Config{
+		BodyLimit:     cfg.API.BodyLimit,
+		MaxWebsockets: cfg.API.MaxWebsockets,
+	})
+	n.srv = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	return n, nil
+}
+
+// Start listens on the configured address and runs the API and the pipeline in
+// the background. Use Err or Close to learn how they ended.
+func (n *Node) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", n.cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", n.cfg.API.Listen, err)
+	}
+	n.ln = ln
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancel
+	// Shutdown does not wait for hijacked (websocket) connections; their handlers
+	// end when this context is cancelled, right after Shutdown returns.
+	n.srv.BaseContext = func(net.Listener) context.Context { return runCtx }
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		if err := n.pipe.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			n.fail(fmt.Errorf("pipeline: %w", err))
+		}
+	}()
+	go func() {
+		defer n.wg.Done()
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.fail(fmt.Errorf("http server: %w", err))
+		}
+	}()
+	n.log.Info("core channel node started", "url", n.URL(), "db", store.BackendFor(n.cfg.DatabaseDSN()), "version", Version)
+	return nil
+}
+
+func (n *Node) fail(err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.runErr == nil {
+		n.runErr = err
+		n.log.Error("node part stopped", "err", err)
+	}
+}
+
+// Err returns the first error a background part stopped with, or nil.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.runErr
+}
+
+// URL returns the API's base URL, such as http://127.0.0.1:4024.
+func (n *Node) URL() string {
+	if n.ln == nil {
+		return ""
+	}
+	return "http://" + n.ln.Addr().String()
+}
+
+// Store returns the node's store (for tools and tests).
+func (n *Node) Store() store.Store { return n.store }
+
+// Close shuts down gracefully: the HTTP server stops accepting and waits for
+// in-flight requests (bounded by ctx), then the pipeline finishes its batch, then
+// the store closes. Acknowledged messages are already committed, so nothing is lost.
+func (n *Node) Close(ctx context.Context) error {
+	var errs []error
+	if n.ln != nil {
+		if err := n.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			n.srv.Close()
+		}
+	}
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	if err := n.store.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close store: %w", err))
+	}
+	if err := n.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/go-aleph/go-aleph/ccn/config"
+	"github.com/go-aleph/go-aleph/ccn/node"
+)
+
+// nodeFlags are the flags alephd ccn and alephd dev share; a flag set on the
+// command line wins over the file and the environment.
+type nodeFlags struct {
+	configFile, db, dataDir, listen, logLevel, logFormat string
+}
+
+func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
+	fl := cmd.Flags()
+	fl.StringVarP(&f.configFile, "config", "c", "", "YAML configuration file")
+	fl.StringVar(&f.db, "db", "", "database: postgres://… DSN or SQLite file (default <data-dir>/aleph.db)")
+	fl.StringVar(&f.dataDir, "data-dir", defaultDataDir, "data directory")
+	fl.StringVar(&f.listen, "listen", "", "API listen address host:port")
+	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
+	fl.StringVar(&f.logFormat, "log-format", "", "text or json")
+}
+
+// load builds the configuration: base defaults, then the file, the ALEPH_*
+// environment, and the flags that were set.
+func (f *nodeFlags) load(cmd *cobra.Command, base config.Config) (config.Config, error) {
+	cfg := base
+	if f.configFile != "" {
+		if err := cfg.LoadFile(f.configFile); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.LoadEnv(os.Environ()); err != nil {
+		return cfg, err
+	}
+	set := func(name string, dst *string, v string) {
+		if cmd.Flags().Changed(name) {
+			*dst = v
+		}
+	}
+	set("db", &cfg.DB, f.db)
+	set("data-dir", &cfg.DataDir, f.dataDir)
+	set("listen", &cfg.API.Listen, f.listen)
+	set("log-level", &cfg.Log.Level, f.logLevel)
+	set("log-format", &cfg.Log.Format, f.logFormat)
+	return cfg, cfg.Validate()
+}
+
+func newLogger(w io.Writer, c config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func newCCNCmd() *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "ccn",
+		Short: "Run a core channel node",
+		Long: "Run a core channel node. Settings come from defaults, then --config (YAML), then ALEPH_* " +
+			"environment variables (ALEPH_DB, ALEPH_API_LISTEN, …), then flags.",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd, config.Default())
+			if err != nil {
+				return err
+			}
+			return runNode(cmd.Context(), cfg, newLogger(cmd.ErrOrStderr(), cfg.Log), nil)
+		},
+	}
+	f.register(cmd, config.Default().DataDir)
+	return cmd
+}
+
+// runNode starts a node, calls ready with it, and runs until ctx ends (SIGINT or
+// SIGTERM), then shuts down gracefully.
+func runNode(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(*node.Node) error) error {
+	node.Version = version
+	n, err := node.New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close(context.Background())
+		return err
+	}
+	if ready != nil {
+		if err := ready(n); err != nil {
+			n.Close(context.Background())
+			return err
+		}
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.API.ShutdownTimeout))
+	defer cancel()
+	if err := n.Close(sctx); err != nil && !errors.Is(err, context.Canceled) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
