@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 10s
 BIN      := bin
 
-.PHONY: all build run test unit fuzz bench lint tidy clean
+.PHONY: all build run test unit fuzz bench lint tidy clean conformance conformance-deps
 
 all: lint test
 
@@ -13,11 +13,19 @@ build:
 run:
 	$(GO) run ./cmd/alephd dev
 
-# Every test: unit and integration tests, then each fuzz target for $(FUZZTIME).
-test: unit fuzz
+# Every test: unit, integration and end-to-end tests (the official TypeScript SDK
+# against a real alephd needs its npm packages, installed by conformance-deps), then
+# each fuzz target for $(FUZZTIME).
+test: conformance-deps unit fuzz
 
 unit:
 	$(GO) test -count=1 ./...
+
+conformance-deps:
+	./scripts/conformance-deps.sh
+
+conformance: conformance-deps
+	$(GO) test -count=1 -v ./conformance
 
 fuzz:
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz-smoke.sh
