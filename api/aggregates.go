@@ -179,7 +179,9 @@ func (s *server) listAggregates(w http.ResponseWriter, r *http.Request) {
 		}{items, p.size, next})
 		return
 	}
-	total, err := pageTotal(p, len(rows), func() (int64, error) { return s.d.Store.CountAggregates(ctx, f) })
+	total, err := pageTotal(p, len(rows), func() (int64, error) {
+		return s.counts.get(countKey{"aggregates", f}, func() (int64, error) { return s.d.Store.CountAggregates(ctx, f) })
+	})
 	if err != nil {
 		s.internalError(w, r, "count aggregates", err)
 		return

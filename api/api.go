@@ -60,6 +60,11 @@ type Config struct {
 	// WSBuffer is how many processed messages a websocket may fall behind before
 	// it is disconnected.
 	WSBuffer int
+	// CountCacheTTL keeps pagination totals of at least CountCacheMin rows for
+	// this long (pyaleph caches counts for 300 s); 0 takes the default, a
+	// negative value disables the cache.
+	CountCacheTTL time.Duration
+	CountCacheMin int64
 }
 
 // DefaultConfig returns the defaults.
@@ -72,6 +77,8 @@ func DefaultConfig() Config {
 		WSPingInterval: 30 * time.Second,
 		WSWriteTimeout: 10 * time.Second,
 		WSBuffer:       256,
+		CountCacheTTL:  30 * time.Second,
+		CountCacheMin:  10_000,
 	}
 }
 
@@ -98,6 +105,12 @@ func (c Config) withDefaults() Config {
 	if c.WSBuffer <= 0 {
 		c.WSBuffer = d.WSBuffer
 	}
+	if c.CountCacheTTL == 0 {
+		c.CountCacheTTL = d.CountCacheTTL
+	}
+	if c.CountCacheMin <= 0 {
+		c.CountCacheMin = d.CountCacheMin
+	}
 	return c
 }
 
@@ -110,6 +123,7 @@ type server struct {
 	mux     *http.ServeMux
 	docs    *docs
 	wsConns atomic.Int64
+	counts  *countCache
 }
 
 // route is one endpoint: its mux pattern, the OpenAPI path that documents it, and
@@ -168,6 +182,11 @@ func New(d Deps, cfg Config) http.Handler {
 		s.d.Metrics = prometheus.NewRegistry()
 	}
 	s.metrics = newMetrics(s.d.Metrics)
+	now := s.d.Now
+	if now == nil {
+		now = time.Now
+	}
+	s.counts = newCountCache(s.cfg.CountCacheTTL, s.cfg.CountCacheMin, now)
 	s.docs = mustLoadDocs()
 	s.mux = http.NewServeMux()
 	seen := map[string]bool{}

@@ -184,7 +184,7 @@ func (s *server) listMessages(w http.ResponseWriter, r *http.Request) {
 		if mq.noMatch {
 			return 0, nil
 		}
-		return s.d.Store.CountMessages(ctx, mq.filter)
+		return s.counts.get(countKey{"messages", mq.filter}, func() (int64, error) { return s.d.Store.CountMessages(ctx, mq.filter) })
 	})
 	if err != nil {
 		s.internalError(w, r, "count messages", err)

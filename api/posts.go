@@ -167,7 +167,9 @@ func (s *server) listPosts(w http.ResponseWriter, r *http.Request, render func(*
 		s.writeJSON(w, r, http.StatusOK, postsCursorPage{Posts: items, PaginationPerPage: p.size, NextCursor: encodeCursor(next)})
 		return
 	}
-	total, err := pageTotal(p, len(rows), func() (int64, error) { return s.d.Store.CountPosts(ctx, f) })
+	total, err := pageTotal(p, len(rows), func() (int64, error) {
+		return s.counts.get(countKey{"posts", f}, func() (int64, error) { return s.d.Store.CountPosts(ctx, f) })
+	})
 	if err != nil {
 		s.internalError(w, r, "count posts", err)
 		return

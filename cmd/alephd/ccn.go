@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -19,6 +22,7 @@ import (
 // command line wins over the file and the environment.
 type nodeFlags struct {
 	configFile, db, dataDir, listen, logLevel, logFormat string
+	pprofListen                                          string
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
@@ -29,6 +33,7 @@ func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
 	fl.StringVar(&f.listen, "listen", "", "API listen address host:port")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json")
+	fl.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this host:port; off when empty")
 }
 
 // load builds the configuration: base defaults, then the file, the ALEPH_*
@@ -78,11 +83,39 @@ func newCCNCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return runNode(cmd.Context(), cfg, newLogger(cmd.ErrOrStderr(), cfg.Log), nil)
+			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			stop, err := startPprof(f.pprofListen, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			return runNode(cmd.Context(), cfg, log, nil)
 		},
 	}
 	f.register(cmd, config.Default().DataDir)
 	return cmd
+}
+
+// startPprof serves the profiling handlers on their own listener, never on the
+// public API, when addr is set.
+func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pprof listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("profiling endpoints", "url", "http://"+ln.Addr().String()+"/debug/pprof/")
+	return func() { srv.Close() }, nil
 }
 
 // runNode starts a node, calls ready with it, and runs until ctx ends (SIGINT or

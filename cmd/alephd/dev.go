@@ -22,6 +22,11 @@ func newDevCmd() *cobra.Command {
 				return err
 			}
 			log := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			stop, err := startPprof(f.pprofListen, log)
+			if err != nil {
+				return err
+			}
+			defer stop()
 			return runNode(cmd.Context(), cfg, log, func(n *node.Node) error {
 				accts, err := all.DevAccounts(3)
 				if err != nil {
