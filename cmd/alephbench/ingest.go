@@ -144,8 +144,10 @@ func waitCount(ctx context.Context, c *http.Client, base, channel string, want i
 	u := base + "/api/v0/messages.json?pagination=1&channels=" + url.QueryEscape(channel)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		n, err := countOnce(ctx, c, u)
+	for poll := 0; ; poll++ {
+		// The node caches large totals for 30 s; a distinct far-future endDate
+		// on every poll makes each one a fresh, exact count.
+		n, err := countOnce(ctx, c, fmt.Sprintf("%s&endDate=%d", u, 4_000_000_000+poll))
 		if err != nil {
 			return err
 		}
