@@ -225,7 +225,9 @@ type VM struct {
 	Created float64
 }
 
-// Tx is a write transaction. Getters see the transaction's own writes.
+// Tx is a write transaction. Getters see the transaction's own writes. Status
+// records change only through SetStatus and SetStatuses (callers may cache
+// them for the length of a transaction).
 type Tx interface {
 	// Statuses.
 	GetStatus(ctx context.Context, itemHash string) (StatusRecord, error)
@@ -296,14 +298,36 @@ type Tx interface {
 	VMsUsingRef(ctx context.Context, storeHash string) ([]string, error)
 	// VMUpdates lists the VMs whose Replaces is itemHash.
 	VMUpdates(ctx context.Context, itemHash string) ([]string, error)
+
+	// Bulk variants, for processing batches: each does what its single-row
+	// method does for every element, in a few statements instead of one or
+	// more per element.
+
+	// GetStatuses returns the status records of the hashes that have one,
+	// keyed by hash.
+	GetStatuses(ctx context.Context, hashes []string) (map[string]StatusRecord, error)
+	// SetStatuses is SetStatus for each record, in order: for a hash given
+	// twice the later status wins and a zero ReceptionTime keeps the one before.
+	SetStatuses(ctx context.Context, recs []StatusRecord) error
+	// InsertMessages is InsertMessage for each message. It inserts the ones
+	// whose hash is not stored yet; if some hash was stored (or is given
+	// twice), it returns an error wrapping ErrConflict after inserting the
+	// others.
+	InsertMessages(ctx context.Context, ms []*Message) error
+	// DeletePendings is DeletePending for each id.
+	DeletePendings(ctx context.Context, ids []int64) error
+	// InsertPosts is InsertPost for each post, with InsertMessages' rule for
+	// conflicts.
+	InsertPosts(ctx context.Context, ps []*Post) error
 }
 
 // Queue is the durable pending queue, outside processing transactions.
 type Queue interface {
 	// Enqueue durably adds pending messages, skipping any whose (sender, item_hash,
 	// signature) is already queued, and sets their status to pending unless the
-	// hash already has a status other than rejected. It returns, for each input,
-	// whether it was queued. When Enqueue returns, the rows are committed.
+	// hash already has a status other than rejected; a hash set back from
+	// rejected to pending loses its rejection record. It returns, for each
+	// input, whether it was queued. When Enqueue returns, the rows are committed.
 	Enqueue(ctx context.Context, ps []*Pending) ([]bool, error)
 	// Due returns up to limit pending messages with NextAttempt ≤ now, in
 	// (NextAttempt, ID) order.

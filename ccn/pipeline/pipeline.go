@@ -64,6 +64,8 @@ type Pipeline struct {
 	rnd func(n int64) int64
 	// testHookAwait, when set, is called as a sync submission starts waiting.
 	testHookAwait func(itemHash string)
+	// syncWaiters counts the sync submissions in progress.
+	syncWaiters atomic.Int64
 }
 
 // New checks the dependencies and configuration and returns a pipeline. Zero
@@ -98,7 +100,7 @@ func New(d Deps, cfg Config) (*Pipeline, error) {
 // withDefaults fills zero fields from DefaultConfig and refuses negative ones.
 func (c Config) withDefaults() (Config, error) {
 	def := DefaultConfig()
-	if c.MaxRetries < 0 || c.MaxBackoff < 0 || c.SyncTimeout < 0 || c.BatchSize < 0 || c.IdleWait < 0 {
+	if c.MaxRetries < 0 || c.MaxBackoff < 0 || c.SyncTimeout < 0 || c.BatchSize < 0 || c.IdleWait < 0 || c.BatchWait < 0 {
 		return c, errors.New("pipeline: negative configuration value")
 	}
 	if c.MaxRetries == 0 {
@@ -115,6 +117,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.IdleWait == 0 {
 		c.IdleWait = def.IdleWait
+	}
+	if c.BatchWait == 0 {
+		c.BatchWait = def.BatchWait
 	}
 	return c, nil
 }
@@ -136,8 +141,11 @@ func (p *Pipeline) Wake() {
 // batch in progress (a batch whose content fetches were cut short is left
 // untouched in the queue). It takes up to BatchSize due messages at a time and
 // applies them in one transaction; when the queue has nothing due it sleeps
-// until the next due time, IdleWait at most, or until Wake. Only one Run may be
-// active at a time.
+// until the next due time, IdleWait at most, or until Wake. After a partial
+// batch of several messages (a stream of arrivals), the next batch starts
+// BatchWait after it started, so that a stream is processed in fuller batches;
+// a message arriving on an idle pipeline is processed at once. Only one Run
+// may be active at a time.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("pipeline: already running")
@@ -145,11 +153,34 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.running.Store(false)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var (
+		// lastStart is when the last batch started, on the machine's clock
+		// (pacing is scheduling, like the timers, not protocol time), and
+		// lastN its size.
+		lastStart time.Time
+		lastN     int
+	)
 	for {
 		if ctx.Err() != nil {
 			return nil
 		}
+		// Space the batches of a stream, unless a sync submission waits (its
+		// caller's next message depends on this batch): one arriving during
+		// the pause ends it.
+		for d := batchPause(lastN, p.cfg.BatchSize, time.Since(lastStart), p.cfg.BatchWait, p.syncWaiters.Load() > 0); d > 0; {
+			timer.Reset(d)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-timer.C:
+				d = 0
+			case <-p.wake:
+				d = batchPause(lastN, p.cfg.BatchSize, time.Since(lastStart), p.cfg.BatchWait, p.syncWaiters.Load() > 0)
+			}
+		}
+		lastStart = time.Now()
 		n, err := p.processOnce(ctx)
+		lastN = n
 		wait := p.cfg.IdleWait
 		switch {
 		case err != nil:
@@ -185,6 +216,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// batchPause is how long Run waits before its next batch when the last one
+// took lastN messages and started since ago: the rest of batchWait after a
+// partial batch of at least two (a stream); nothing after a full batch (more
+// is due), after a single message or none (an idle pipeline answers at once),
+// or while a sync submission waits for its outcome.
+func batchPause(lastN, batchSize int, since, batchWait time.Duration, syncWaiting bool) time.Duration {
+	if syncWaiting || lastN < 2 || lastN >= batchSize {
+		return 0
+	}
+	return max(batchWait-since, 0)
 }
 
 // processOnce takes one batch of due messages, prepares them (signatures where

@@ -26,17 +26,29 @@ type plan struct {
 }
 
 // applyBatch handles items in order in one transaction and returns the events
-// to publish once it committed.
+// to publish once it committed. The handlers work through a batchTx, which
+// reads the batch's statuses at once and writes the common path in bulk.
 func (p *Pipeline) applyBatch(ctx context.Context, items []*item) ([]events.Event, error) {
 	var evs []events.Event
+	hashes := make([]string, len(items))
+	for i, it := range items {
+		hashes[i] = it.p.Message.ItemHash
+	}
 	err := p.store.Update(ctx, func(tx store.Tx) error {
 		evs = evs[:0]
+		bt := newBatchTx(tx)
+		if err := bt.prefetch(ctx, hashes); err != nil {
+			return err
+		}
 		for _, it := range items {
-			e, err := p.handle(ctx, tx, it)
+			e, err := p.handle(ctx, bt, it)
 			if err != nil {
 				return fmt.Errorf("message %s: %w", it.p.Message.ItemHash, err)
 			}
 			evs = append(evs, e...)
+		}
+		if err := bt.flush(ctx); err != nil {
+			return fmt.Errorf("write batch: %w", err)
 		}
 		return nil
 	})
@@ -194,10 +206,14 @@ func (p *Pipeline) apply(ctx context.Context, tx store.Tx, it *item, st store.St
 	if err := tx.DeletePending(ctx, it.p.ID); err != nil {
 		return nil, fmt.Errorf("delete pending: %w", err)
 	}
-	// A hash rejected before (a bad copy, or an earlier attempt) and queued again
-	// went back to pending: its old rejection record goes.
-	if err := tx.DeleteRejected(ctx, m.ItemHash); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("delete old rejection: %w", err)
+	// A hash rejected before (a bad copy, or an earlier attempt) loses its old
+	// rejection record. Enqueue deletes it when it sets the hash back to
+	// pending; a hash still rejected here had another copy rejected while
+	// this one waited in the queue.
+	if st.Status != message.StatusPending {
+		if err := tx.DeleteRejected(ctx, m.ItemHash); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("delete old rejection: %w", err)
+		}
 	}
 	if pl.forget != nil {
 		if err := tx.PutForgotten(ctx, pl.forget); err != nil {

@@ -50,6 +50,9 @@ func (p *Pipeline) Submit(ctx context.Context, raw []byte, opts SubmitOptions) (
 		ch, cancel := p.bus.Await(m.ItemHash)
 		defer cancel()
 		outcome = ch
+		// While a caller waits for an outcome, Run does not space batches.
+		p.syncWaiters.Add(1)
+		defer p.syncWaiters.Add(-1)
 	}
 	st, err := p.store.GetStatus(ctx, m.ItemHash)
 	switch {

@@ -18,6 +18,17 @@
 // keeps failing retries alone with INTERNAL_ERROR (-1). Events are published
 // after the commit.
 //
+// # Batches cost a few statements
+//
+// The handlers see the batch transaction through a batchTx: the statuses of
+// the batch's hashes are read with one call, and the writes of the common
+// path (queue row deletes, statuses, messages with their tags and counters,
+// posts) are held back and written with the store's bulk methods, before any
+// other read or write and at the end of the batch, so every read still sees
+// every earlier write. A stream of arrivals is gathered into fuller batches
+// (Config.BatchWait): fewer statements and, on SQLite, fewer index pages
+// written per message.
+//
 // # Order independence
 //
 // Messages arrive in any order, so the derived state must not depend on it.
@@ -114,9 +125,16 @@ type Config struct {
 	// IdleWait is how long the processor sleeps when the queue has nothing due
 	// and nothing wakes it.
 	IdleWait time.Duration
+	// BatchWait spaces the batches of a stream: after a batch of at least two
+	// but fewer than BatchSize messages, the next one starts BatchWait after
+	// it started. Fuller batches cost fewer statements and page writes per
+	// message. A message arriving on an idle pipeline is not delayed, and no
+	// batch is while a sync submission waits for its outcome.
+	BatchWait time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
-	return Config{MaxRetries: 10, MaxBackoff: 300 * time.Second, SyncTimeout: 30 * time.Second, BatchSize: 256, IdleWait: time.Second}
+	return Config{MaxRetries: 10, MaxBackoff: 300 * time.Second, SyncTimeout: 30 * time.Second, BatchSize: 256,
+		IdleWait: time.Second, BatchWait: 50 * time.Millisecond}
 }

@@ -349,8 +349,9 @@ func seedPostgres(ctx context.Context, db *DB, n int) error {
 	counts := map[countKey]int64{}
 	err = conn.Raw(func(dc any) error {
 		pc := dc.(*stdlib.Conn).Conn()
+		// Messages, then their tags in a second pass (regenerated, so that
+		// seeding holds no more than one message in memory).
 		i := 0
-		var tagRows [][]any
 		_, err := pc.CopyFrom(ctx, pgx.Identifier{"messages"}, messageColumns, pgx.CopyFromFunc(func() ([]any, error) {
 			if i >= n {
 				return nil, nil
@@ -358,16 +359,30 @@ func seedPostgres(ctx context.Context, db *DB, n int) error {
 			m := genMessage(i)
 			i++
 			args, _, err := messageArgs(m)
-			for _, tag := range distinct(m.Tags) {
-				tagRows = append(tagRows, []any{m.ItemHash, tag, m.Time.Seconds()})
-			}
 			countMessage(counts, m)
 			return args, err
 		}))
 		if err != nil {
 			return fmt.Errorf("copy messages: %w", err)
 		}
-		if _, err := pc.CopyFrom(ctx, pgx.Identifier{"message_tags"}, []string{"item_hash", "tag", "time"}, pgx.CopyFromRows(tagRows)); err != nil {
+		i = 0
+		var pending [][]any
+		_, err = pc.CopyFrom(ctx, pgx.Identifier{"message_tags"}, []string{"item_hash", "tag", "time"}, pgx.CopyFromFunc(func() ([]any, error) {
+			for len(pending) == 0 {
+				if i >= n {
+					return nil, nil
+				}
+				m := genMessage(i)
+				i++
+				for _, tag := range distinct(m.Tags) {
+					pending = append(pending, []any{m.ItemHash, tag, m.Time.Seconds()})
+				}
+			}
+			row := pending[0]
+			pending = pending[1:]
+			return row, nil
+		}))
+		if err != nil {
 			return fmt.Errorf("copy tags: %w", err)
 		}
 		var countRows [][]any

@@ -111,9 +111,12 @@ type DB struct {
 	// recomputes). It is a channel so that waiting honours contexts.
 	wsem chan struct{}
 
+	ck            *checkpointer // SQLite only
 	enq           chan *enqueueRequest
 	maxBatch      int
 	received      atomic.Int64 // Enqueue requests the committer has taken
+	rmu           sync.Mutex
+	rstmts        map[string]*sql.Stmt // reader statements of constant texts
 	stmtMu        sync.Mutex
 	stmts         map[string]*sql.Stmt // writer statements, prepared once
 	wanted        map[string]bool      // statements to prepare on the writer
@@ -236,6 +239,8 @@ func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
 	wq.Add("_pragma", "synchronous("+strings.ToUpper(o.Synchronous)+")")
 	wq.Add("_pragma", "cache_size(-"+strconv.Itoa(o.WriterCacheKiB)+")")
 	wq.Add("_pragma", "journal_size_limit(67108864)")
+	// Checkpoints run on their own connection (checkpoint.go).
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// Statement journals (multi-row upserts) stay in memory instead of temp files.
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")
@@ -278,7 +283,31 @@ func OpenSQLite(ctx context.Context, path string, o Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("sqlstore: open sqlite readers %s: %w", path, err)
 	}
-	return newDB(sqliteDialect, w, r, o), nil
+
+	cq := url.Values{}
+	for k, v := range common {
+		cq[k] = append([]string(nil), v...)
+	}
+	ck, err := sql.Open("sqlite", path+"?"+cq.Encode())
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite checkpointer: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	ck.SetConnMaxLifetime(0)
+	ck.SetConnMaxIdleTime(0)
+	if err := ck.PingContext(ctx); err != nil {
+		ck.Close()
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("sqlstore: open sqlite checkpointer %s: %w", path, err)
+	}
+	db := newDB(sqliteDialect, w, r, o)
+	db.ck = newCheckpointer(ck)
+	go db.checkpointLoop()
+	return db, nil
 }
 
 // OpenPostgres connects to PostgreSQL through pgx (database/sql) with a pool of
@@ -317,6 +346,7 @@ func newDB(d dialect, w, r *sql.DB, o Options) *DB {
 		committerDone: make(chan struct{}),
 		closing:       make(chan struct{}),
 		stmts:         map[string]*sql.Stmt{},
+		rstmts:        map[string]*sql.Stmt{},
 		wanted:        map[string]bool{},
 	}
 	go db.commitLoop()
@@ -350,6 +380,10 @@ func (db *DB) Close() error {
 	}
 	db.stmts = nil
 	db.stmtMu.Unlock()
+	db.closeReadStmts()
+	if err := db.stopCheckpointer(); err != nil {
+		errs = append(errs, err)
+	}
 	if db.d.name == sqliteDialect.name {
 		// Keep the planner's statistics fresh for the next start (cheap when
 		// nothing changed much).
@@ -408,11 +442,13 @@ func (db *DB) Update(ctx context.Context, fn func(tx store.Tx) error) (err error
 		return err
 	}
 	defer db.unlockWrite()
-	return db.inTx(ctx, func(sqlTx *sql.Tx) error {
+	err = db.inTx(ctx, func(sqlTx *sql.Tx) error {
 		t := &tx{db: db, q: sqlTx}
 		defer func() { t.done = true }()
 		return fn(t)
 	})
+	db.prepareWanted(ctx)
+	return err
 }
 
 // inTx runs fn in a transaction on the writer; the caller holds the write lock.
@@ -433,6 +469,7 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlstore: commit: %w", err)
 	}
+	db.noteWrite()
 	committed = true
 	return nil
 }

@@ -6,8 +6,9 @@
 //
 // # One SQL dialect
 //
-// Every query is one SQL text with $N placeholders: modernc binds $N by number,
-// as PostgreSQL does, and both accept INSERT … ON CONFLICT … DO UPDATE,
+// Every query is one SQL text with $N placeholders (the generated multi-row
+// statements excepted, see Statements): modernc binds $N by number, as
+// PostgreSQL does, and both accept INSERT … ON CONFLICT … DO UPDATE,
 // RETURNING, partial indexes and recursive CTEs. What truly differs lives in
 // dialect.go, a token map for the migrations' DDL: the identity column, the
 // bytewise collation PostgreSQL needs for item_hash ordering to match SQLite's,
@@ -38,7 +39,11 @@
 // writer connection (BEGIN IMMEDIATE) serves Update and Enqueue, which an
 // in-process lock serializes; a pool of query_only connections (ReadConns,
 // default 4) serves reads, which WAL lets proceed while a write is in
-// progress. Page caches are bounded per connection (16 MiB for the writer, 8
+// progress. Checkpoints are off the write path: the writer's
+// wal_autocheckpoint is 0, and a goroutine on a connection of its own copies
+// committed pages into the database file after writes (PASSIVE, at most every
+// 50 ms), finishing a pass under the write lock once the WAL holds 4096
+// frames so that the next write starts the WAL over (checkpoint.go). Page caches are bounded per connection (16 MiB for the writer, 8
 // MiB per reader by default) and mmap is off, so memory does not grow with the
 // database: with 1,000,000 messages the process stays well under 300 MiB.
 //
@@ -60,11 +65,25 @@
 //
 // Enqueue is the admission hot path. Concurrent calls hand their messages to a
 // single committer goroutine, which writes everything waiting (up to
-// Options.EnqueueBatch messages) in one transaction with multi-row statements
-// prepared once per chunk size, and answers each caller after the commit.
-// Before closing a batch the committer yields the processor once, so that
-// callers ready to run can join it: a batch closes when the committer is idle,
-// not on a timer. Close stops the committer after answering every accepted call.
+// Options.EnqueueBatch messages) at once, and answers each caller after the
+// commit: on SQLite one transaction of multi-row statements, on PostgreSQL one
+// statement whose parts (queue rows, statuses, rejections of hashes set back
+// to pending) are chained by WITH, a single round trip. Before closing a batch
+// the committer yields the processor once, so that callers ready to run can
+// join it: a batch closes when the committer is idle, not on a timer. Close
+// stops the committer after answering every accepted call.
+//
+// # Statements
+//
+// A write transaction binds each SQL text once, from statements prepared once
+// on the writer (stmts.go), so hot methods do not parse their SQL again; the
+// constant-text reads (a status at every submission, the queue) are prepared
+// on the readers too. The bulk methods of store.Tx write a processing batch
+// with a few multi-row statements (multirow.go): on SQLite, VALUES lists of a
+// few power-of-two sizes with anonymous "?" placeholders (numbered ones make
+// binding a wide statement quadratic); on PostgreSQL, where each statement is
+// a round trip, one statement whatever the number of rows, with one array per
+// column expanded by unnest (and = ANY for lists), whose text never varies.
 //
 // # Queries
 //

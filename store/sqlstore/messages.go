@@ -78,9 +78,7 @@ const insertMessageSQL = `INSERT INTO messages (item_hash, type, chain, sender, 
 	ON CONFLICT (item_hash) DO NOTHING`
 
 // messageColumns are the columns of insertMessageSQL, in order.
-var messageColumns = []string{"item_hash", "type", "chain", "sender", "signature", "item_type", "item_content",
-	"content", "time_text", "time", "channel", "size", "owner", "content_type", "content_ref", "content_key",
-	"content_item_hash", "payment_type", "tags", "status", "reception_time"}
+var messageColumns = colNames(messageInsertCols)
 
 // messageArgs returns the values of a message row, in messageColumns order,
 // and its stored status.

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,17 +16,6 @@ import (
 // pendingCols are the columns scanPending reads, in order.
 const pendingCols = "id, item_hash, sender, signature, chain, type, channel, time_text, item_type, item_content, raw, content, " +
 	"reception_time, next_attempt, retries, check_signature, origin, last_error"
-
-// pendingInsertCols are the columns Enqueue writes, in order.
-const pendingInsertCols = "item_hash, sender, signature, chain, type, channel, time_text, item_type, item_content, raw, content, " +
-	"reception_time, next_attempt, retries, check_signature, origin, last_error"
-
-const pendingInsertArity = 17
-
-// enqueueChunk bounds the rows of one multi-row INSERT (17 parameters each).
-// Larger chunks save little: modernc looks parameter names up linearly when
-// binding, which makes very wide statements quadratic.
-const enqueueChunk = 64
 
 func scanPending(s scanner) (*store.Pending, error) {
 	var (
@@ -76,7 +63,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*store.Pendi
 	if limit <= 0 {
 		return []*store.Pending{}, nil
 	}
-	rows, err := db.r.QueryContext(ctx, "SELECT "+pendingCols+" FROM pending_messages WHERE next_attempt <= $1 ORDER BY next_attempt, id LIMIT $2",
+	rows, err := db.reads().QueryContext(ctx, "SELECT "+pendingCols+" FROM pending_messages WHERE next_attempt <= $1 ORDER BY next_attempt, id LIMIT $2",
 		nanos(now), limit)
 	return collectPending(rows, err, "due pending")
 }
@@ -84,7 +71,7 @@ func (db *DB) Due(ctx context.Context, now time.Time, limit int) ([]*store.Pendi
 // NextDue returns the earliest NextAttempt in the queue, or ok=false when empty.
 func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 	var n sql.NullInt64
-	if err := db.r.QueryRowContext(ctx, "SELECT MIN(next_attempt) FROM pending_messages").Scan(&n); err != nil {
+	if err := db.reads().QueryRowContext(ctx, "SELECT MIN(next_attempt) FROM pending_messages").Scan(&n); err != nil {
 		return time.Time{}, false, wrap(err, "next due")
 	}
 	if !n.Valid {
@@ -96,13 +83,13 @@ func (db *DB) NextDue(ctx context.Context) (time.Time, bool, error) {
 // PendingCount returns the queue length.
 func (db *DB) PendingCount(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM pending_messages").Scan(&n)
+	err := db.reads().QueryRowContext(ctx, "SELECT COUNT(*) FROM pending_messages").Scan(&n)
 	return n, wrap(err, "pending count")
 }
 
 // PendingByHash lists the queued copies of an item hash, by id.
 func (db *DB) PendingByHash(ctx context.Context, itemHash string) ([]*store.Pending, error) {
-	rows, err := db.r.QueryContext(ctx, "SELECT "+pendingCols+" FROM pending_messages WHERE item_hash = $1 ORDER BY id", itemHash)
+	rows, err := db.reads().QueryContext(ctx, "SELECT "+pendingCols+" FROM pending_messages WHERE item_hash = $1 ORDER BY id", itemHash)
 	return collectPending(rows, err, "pending by hash")
 }
 
@@ -275,45 +262,15 @@ func (db *DB) writeRequests(reqs []*enqueueRequest) error {
 		}
 	}
 	ids := make([]int64, len(rows))
-	err := db.inTx(ctx, func(t *sql.Tx) error {
-		for start := 0; start < len(rows); {
-			n := chunkSize(len(rows) - start)
-			if err := db.insertPendingChunk(ctx, t, rows[start:start+n], ids[start:start+n]); err != nil {
-				return err
-			}
-			start += n
-		}
-		// Statuses of the queued rows, one per hash, in hash order.
-		first := map[string]*store.Pending{}
-		for i, p := range rows {
-			if ids[i] != 0 {
-				if _, ok := first[p.Message.ItemHash]; !ok {
-					first[p.Message.ItemHash] = p
-				}
-			}
-		}
-		hashes := make([]string, 0, len(first))
-		for h := range first {
-			hashes = append(hashes, h)
-		}
-		sort.Strings(hashes)
-		for start := 0; start < len(hashes); {
-			n := chunkSize(len(hashes) - start)
-			stmt, err := db.prepared(ctx, t, statusSQL(n))
-			if err != nil {
-				return wrap(err, "enqueue statuses")
-			}
-			args := make([]any, 0, 2*n)
-			for _, h := range hashes[start : start+n] {
-				args = append(args, h, nanos(first[h].ReceptionTime))
-			}
-			if _, err := stmt.ExecContext(ctx, args...); err != nil {
-				return wrap(err, "enqueue statuses")
-			}
-			start += n
-		}
-		return nil
-	})
+	var err error
+	if db.d.name == postgresDialect.name {
+		err = db.enqueuePostgres(ctx, rows, ids)
+	} else {
+		err = db.inTx(ctx, func(t *sql.Tx) error {
+			stmt := func(ctx context.Context, text string) (*sql.Stmt, error) { return db.prepared(ctx, t, text) }
+			return db.enqueueTx(ctx, stmt, rows, ids)
+		})
+	}
 	db.prepareWanted(ctx)
 	if err != nil {
 		return err
@@ -330,135 +287,132 @@ func (db *DB) writeRequests(reqs []*enqueueRequest) error {
 	return nil
 }
 
-// chunkSize is the largest power of two ≤ min(n, enqueueChunk): batches are
-// written in chunks of a few fixed sizes, so that their statements are
-// prepared once and reused.
-func chunkSize(n int) int {
-	size := 1
-	for size*2 <= min(n, enqueueChunk) {
-		size *= 2
-	}
-	return size
-}
+// enqueueStatusSuffix makes the status insert of Enqueue set hashes pending
+// unless their status exists and is not rejected, and return the hashes set.
+const enqueueStatusSuffix = " ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status, reception_time = excluded.reception_time" +
+	" WHERE message_status.status = 'rejected' RETURNING item_hash"
 
-// values returns "($1, …, $k), ($k+1, …)" for rows of k parameters each.
-func values(rows, k int) string {
-	var b strings.Builder
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		for j := range k {
-			if j > 0 {
-				b.WriteString(", ")
+// enqueueTx writes the queue rows, their statuses and the deletion of the
+// rejections they replace, in the caller's transaction, and records the id of
+// each row inserted (0 for rows already queued).
+func (db *DB) enqueueTx(ctx context.Context, stmt stmtFunc, rows []*store.Pending, ids []int64) error {
+	if err := db.insertPending(ctx, stmt, rows, ids); err != nil {
+		return err
+	}
+	// Statuses of the queued rows, one per hash (the first queued row's
+	// reception time), in hash order.
+	first := map[string]*store.Pending{}
+	for i, p := range rows {
+		if ids[i] != 0 {
+			if _, ok := first[p.Message.ItemHash]; !ok {
+				first[p.Message.ItemHash] = p
 			}
-			b.WriteByte('$')
-			b.WriteString(strconv.Itoa(i*k + j + 1))
 		}
-		b.WriteByte(')')
 	}
-	return b.String()
+	hashes := sortedKeys(first)
+	sts := make([][]any, len(hashes))
+	for i, h := range hashes {
+		sts[i] = []any{h, string(message.StatusPending), nanos(first[h].ReceptionTime)}
+	}
+	var set []any // hashes whose status is now pending
+	err := db.d.insertRows(ctx, stmt, "message_status", statusCols, sts, enqueueStatusSuffix, func(rows *sql.Rows) error {
+		var h string
+		err := rows.Scan(&h)
+		set = append(set, h)
+		return err
+	})
+	if err != nil {
+		return wrap(err, "enqueue statuses")
+	}
+	// A hash set back from rejected to pending loses its rejection record.
+	err = db.d.inList(ctx, stmt, "DELETE FROM rejected_messages WHERE item_hash", "text", set, "", nil)
+	return wrap(err, "enqueue: delete old rejections")
 }
 
-// pendingSQL inserts n pending rows, skipping queued ones, and returns the
-// inserted rows' keys.
-func pendingSQL(n int) string {
-	return "INSERT INTO pending_messages (" + pendingInsertCols + ") VALUES " + values(n, pendingInsertArity) +
-		" ON CONFLICT (sender, item_hash, signature) DO NOTHING RETURNING id, sender, item_hash, signature"
-}
-
-// statusSQL sets n hashes (item_hash, reception_time pairs) pending, unless
-// their status exists and is not rejected.
-func statusSQL(n int) string {
-	var b strings.Builder
-	for i := range n {
-		if i > 0 {
-			b.WriteString(", ")
+// enqueuePostgres does what enqueueTx does in one statement (a statement is
+// its own transaction), whose data-modifying parts are chained by WITH: on
+// PostgreSQL each statement is a round trip, and admission waits for them.
+func (db *DB) enqueuePostgres(ctx context.Context, rows []*store.Pending, ids []int64) error {
+	args, pos := pendingArgs(rows)
+	sel, params, err := pgUnnest(pendingInsertCols, args)
+	if err != nil {
+		return wrap(err, "enqueue")
+	}
+	text := `WITH ins AS (
+		INSERT INTO pending_messages (` + strings.Join(colNames(pendingInsertCols), ", ") + `) ` + sel + `
+		ON CONFLICT (sender, item_hash, signature) DO NOTHING
+		RETURNING id, sender, item_hash, signature, reception_time
+	), firsts AS (
+		SELECT DISTINCT ON (item_hash) item_hash, reception_time FROM ins ORDER BY item_hash, id
+	), st AS (
+		INSERT INTO message_status (item_hash, status, reception_time)
+		SELECT item_hash, 'pending', reception_time FROM firsts ORDER BY item_hash` + enqueueStatusSuffix + `
+	), rj AS (
+		DELETE FROM rejected_messages WHERE item_hash IN (SELECT item_hash FROM st)
+	)
+	SELECT id, sender, item_hash, signature FROM ins`
+	res, err := db.w.QueryContext(ctx, text, params...)
+	if err != nil {
+		return wrap(err, "enqueue")
+	}
+	defer res.Close()
+	for res.Next() {
+		if err := scanInserted(res, pos, ids); err != nil {
+			return wrap(err, "enqueue")
 		}
-		fmt.Fprintf(&b, "($%d, 'pending', $%d)", 2*i+1, 2*i+2)
 	}
-	return "INSERT INTO message_status (item_hash, status, reception_time) VALUES " + b.String() +
-		" ON CONFLICT (item_hash) DO UPDATE SET status = excluded.status, reception_time = excluded.reception_time" +
-		" WHERE message_status.status = 'rejected'"
+	return wrap(res.Err(), "enqueue")
 }
 
-// prepared returns the statement for text bound to t. A statement seen for
-// the first time is prepared on the transaction (the writer may have no other
-// connection to prepare it on) and remembered; prepareWanted then prepares it
-// on the writer for later transactions.
-func (db *DB) prepared(ctx context.Context, t *sql.Tx, text string) (*sql.Stmt, error) {
-	db.stmtMu.Lock()
-	stmt, ok := db.stmts[text]
-	if !ok {
-		db.wanted[text] = true
-	}
-	db.stmtMu.Unlock()
-	if ok {
-		return t.StmtContext(ctx, stmt), nil
-	}
-	return t.PrepareContext(ctx, text)
-}
+// pendingInsertCols are the columns Enqueue writes, with their types.
+var pendingInsertCols = []col{{"item_hash", "text"}, {"sender", "text"}, {"signature", "text"}, {"chain", "text"},
+	{"type", "text"}, {"channel", "text"}, {"time_text", "text"}, {"item_type", "text"}, {"item_content", "text"},
+	{"raw", "text"}, {"content", "text"}, {"reception_time", "int8"}, {"next_attempt", "int8"}, {"retries", "int4"},
+	{"check_signature", "bool"}, {"origin", "text"}, {"last_error", "int4"}}
 
-// prepareWanted prepares on the writer the statements prepared() met for the
-// first time. The caller holds the write lock, outside any transaction.
-func (db *DB) prepareWanted(ctx context.Context) {
-	db.stmtMu.Lock()
-	defer db.stmtMu.Unlock()
-	for text := range db.wanted {
-		if _, ok := db.stmts[text]; ok {
-			continue
-		}
-		stmt, err := db.w.PrepareContext(ctx, text)
-		if err != nil {
-			db.log.Warn("prepare statement", "err", err)
-			continue
-		}
-		db.stmts[text] = stmt
-	}
-	clear(db.wanted)
-}
-
-// insertPendingChunk inserts rows with one multi-row INSERT … ON CONFLICT DO
-// NOTHING and records the id of each row inserted (0 for skipped ones).
-func (db *DB) insertPendingChunk(ctx context.Context, t *sql.Tx, rows []*store.Pending, ids []int64) error {
-	args := make([]any, 0, len(rows)*pendingInsertArity)
-	for _, p := range rows {
+// pendingArgs returns the values of the queue rows, in pendingInsertCols
+// order, and the position of each (sender, item hash, signature).
+func pendingArgs(rows []*store.Pending) ([][]any, map[string]int) {
+	args := make([][]any, len(rows))
+	pos := make(map[string]int, len(rows))
+	for i, p := range rows {
 		m := &p.Message
 		var itemContent any
 		if m.ItemType == message.ItemInline || m.ItemContent != "" {
 			itemContent = m.ItemContent
 		}
-		args = append(args, m.ItemHash, m.Sender, m.Signature, string(m.Chain), string(m.Type), nullStr(m.Channel),
+		args[i] = []any{m.ItemHash, m.Sender, m.Signature, string(m.Chain), string(m.Type), nullStr(m.Channel),
 			timeText(m.Time), string(m.ItemType), itemContent, string(p.Raw), nullRaw(p.Content),
-			nanos(p.ReceptionTime), nanos(p.NextAttempt), p.Retries, p.CheckSignature, p.Origin, int(p.LastError))
+			nanos(p.ReceptionTime), nanos(p.NextAttempt), p.Retries, p.CheckSignature, p.Origin, int(p.LastError)}
+		pos[m.Sender+"\x00"+m.ItemHash+"\x00"+m.Signature] = i
 	}
-	stmt, err := db.prepared(ctx, t, pendingSQL(len(rows)))
-	if err != nil {
-		return wrap(err, "enqueue")
+	return args, pos
+}
+
+// scanInserted reads a returned (id, sender, item_hash, signature) row into
+// ids at the position of its key.
+func scanInserted(res *sql.Rows, pos map[string]int, ids []int64) error {
+	var (
+		id                      int64
+		sender, hash, signature string
+	)
+	if err := res.Scan(&id, &sender, &hash, &signature); err != nil {
+		return err
 	}
-	res, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return wrap(err, "enqueue")
+	i, ok := pos[sender+"\x00"+hash+"\x00"+signature]
+	if !ok {
+		return errors.New("insert returned an unknown row")
 	}
-	defer res.Close()
-	pos := make(map[string]int, len(rows))
-	for i, p := range rows {
-		pos[p.Message.Sender+"\x00"+p.Message.ItemHash+"\x00"+p.Message.Signature] = i
-	}
-	for res.Next() {
-		var (
-			id                      int64
-			sender, hash, signature string
-		)
-		if err := res.Scan(&id, &sender, &hash, &signature); err != nil {
-			return wrap(err, "enqueue")
-		}
-		i, ok := pos[sender+"\x00"+hash+"\x00"+signature]
-		if !ok {
-			return errors.New("sqlstore: enqueue: insert returned an unknown row")
-		}
-		ids[i] = id
-	}
-	return wrap(res.Err(), "enqueue")
+	ids[i] = id
+	return nil
+}
+
+// insertPending inserts rows, skipping queued ones (ON CONFLICT DO NOTHING),
+// and records the id of each row inserted (0 for skipped ones).
+func (db *DB) insertPending(ctx context.Context, stmt stmtFunc, rows []*store.Pending, ids []int64) error {
+	args, pos := pendingArgs(rows)
+	err := db.d.insertRows(ctx, stmt, "pending_messages", pendingInsertCols, args,
+		" ON CONFLICT (sender, item_hash, signature) DO NOTHING RETURNING id, sender, item_hash, signature",
+		func(res *sql.Rows) error { return scanInserted(res, pos, ids) })
+	return wrap(err, "enqueue")
 }

@@ -195,3 +195,12 @@ func execAffected(ctx context.Context, q querier, query string, args ...any) (bo
 	}
 	return n > 0, nil
 }
+
+// stringArgs converts strings to statement arguments.
+func stringArgs(vals []string) []any {
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		out[i] = v
+	}
+	return out
+}

@@ -19,16 +19,66 @@ type tx struct {
 	db   *DB
 	q    *sql.Tx
 	done bool
+	// stmts are the transaction's statements, by SQL text: each text is bound
+	// to the transaction once, from the writer's statement cache.
+	stmts map[string]*sql.Stmt
 }
 
 var _ store.Tx = (*tx)(nil)
 
-// use returns the transaction, or an error once Update has returned.
+// use returns the transaction, or an error once Update has returned. Its
+// statements go through the writer's statement cache, so that a hot method
+// does not parse its SQL again at every call.
 func (t *tx) use() (querier, error) {
 	if t.done {
 		return nil, errTxDone
 	}
-	return t.q, nil
+	return cachedTx{t}, nil
+}
+
+// stmt returns the statement for text, bound to the transaction.
+func (t *tx) stmt(ctx context.Context, text string) (*sql.Stmt, error) {
+	if s, ok := t.stmts[text]; ok {
+		return s, nil
+	}
+	s, err := t.db.prepared(ctx, t.q, text)
+	if err != nil {
+		return nil, err
+	}
+	if t.stmts == nil {
+		t.stmts = map[string]*sql.Stmt{}
+	}
+	t.stmts[text] = s
+	return s, nil
+}
+
+// cachedTx is a querier running a transaction's statements prepared.
+type cachedTx struct{ t *tx }
+
+func (c cachedTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := c.t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (c cachedTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := c.t.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+func (c cachedTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := c.t.stmt(ctx, query)
+	if err != nil {
+		// A *sql.Row cannot carry an error of ours: let the transaction
+		// report it by running the text unprepared.
+		return c.t.q.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
 }
 
 func (t *tx) GetStatus(ctx context.Context, itemHash string) (store.StatusRecord, error) {
