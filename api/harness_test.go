@@ -1,19 +1,16 @@
 package api_test
 
 import (
+	"github.com/go-aleph/go-aleph/internal/pgtest"
+
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -89,23 +86,9 @@ func newNode(t testing.TB, cfg api.Config) *node { return newNodeOn(t, "sqlite",
 func backends(t *testing.T, fn func(t *testing.T, backend string)) {
 	t.Run("sqlite", func(t *testing.T) { fn(t, "sqlite") })
 	t.Run("postgres", func(t *testing.T) {
-		postgresDSN(t)
+		pgtest.DSN(t)
 		fn(t, "postgres")
 	})
-}
-
-// postgresDSN returns ALEPH_TEST_POSTGRES, skipping the test when it is unset
-// and failing when CI is set (PostgreSQL tests are never silently skipped in CI).
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("ALEPH_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ALEPH_TEST_POSTGRES is not set; PostgreSQL tests must run in CI")
-		}
-		t.Skip("ALEPH_TEST_POSTGRES is not set (e.g. postgres://aleph:aleph@127.0.0.1:5432/aleph_test?sslmode=disable); skipping PostgreSQL")
-	}
-	return dsn
 }
 
 // openStore opens an empty store: a SQLite file in t.TempDir(), or a fresh
@@ -119,36 +102,8 @@ func openStore(t testing.TB, ctx context.Context, backend string) *sqlstore.DB {
 		}
 		return st
 	}
-	dsn := postgresDSN(t)
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("connect postgres: %v", err)
-	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "aleph_api_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() { // registered first, so it runs after the node is closed
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse ALEPH_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	st, err := sqlstore.Open(ctx, u.String(), sqlstore.Options{})
+	dsn := pgtest.Schema(t, "aleph_api_test_") // its cleanup runs after the node is closed
+	st, err := sqlstore.Open(ctx, dsn, sqlstore.Options{})
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}

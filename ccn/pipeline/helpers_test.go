@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"github.com/go-aleph/go-aleph/internal/pgtest"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -76,7 +78,7 @@ func forBackends(t *testing.T, fn func(t *testing.T, pg bool)) {
 	for _, b := range backends {
 		t.Run(b, func(t *testing.T) {
 			if b == "postgres" {
-				postgresDSN(t)
+				pgtest.DSN(t)
 			}
 			fn(t, b == "postgres")
 		})

@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"github.com/go-aleph/go-aleph/internal/pgtest"
+
 	"bufio"
 	"context"
 	"crypto/rand"
@@ -208,7 +210,7 @@ func seededStore(b *testing.B, backend string) *seeded {
 	n := benchMessageCount(b)
 	var dsn string
 	if backend == "postgres" {
-		dsn = postgresDSN(b)
+		dsn = pgtest.DSN(b)
 	}
 	seedMu.Lock()
 	defer seedMu.Unlock()

@@ -1,6 +1,8 @@
 package sqlstore
 
 import (
+	"github.com/go-aleph/go-aleph/internal/pgtest"
+
 	"context"
 	"database/sql"
 	"errors"
@@ -74,7 +76,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 	for _, b := range []string{"sqlite", "postgres"} {
 		t.Run(b, func(t *testing.T) {
 			if b == "postgres" {
-				postgresDSN(t)
+				pgtest.DSN(t)
 			}
 			fn(t, b)
 		})

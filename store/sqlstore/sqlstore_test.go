@@ -1,11 +1,9 @@
 package sqlstore
 
 import (
+	"github.com/go-aleph/go-aleph/internal/pgtest"
+
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -37,64 +35,12 @@ func openSQLite(t testing.TB) *DB {
 	return db
 }
 
-// postgresDSN returns ALEPH_TEST_POSTGRES, skipping the test when it is unset
-// (and failing instead when CI is set: PostgreSQL tests are never silently
-// skipped in CI).
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	dsn := os.Getenv("ALEPH_TEST_POSTGRES")
-	if dsn == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ALEPH_TEST_POSTGRES is not set; PostgreSQL tests must run in CI")
-		}
-		t.Skip("ALEPH_TEST_POSTGRES is not set (e.g. postgres://aleph:aleph@127.0.0.1:5432/aleph_test?sslmode=disable); skipping PostgreSQL")
-	}
-	return dsn
-}
-
-// withSearchPath adds a search_path run-time parameter to a URL or key=value DSN.
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	t.Helper()
-	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
-		return dsn + " search_path=" + schema
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("parse ALEPH_TEST_POSTGRES: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // openPostgres opens a store in a fresh schema, dropped when the test ends.
 func openPostgres(t testing.TB) *DB {
 	t.Helper()
-	dsn := postgresDSN(t)
 	ctx := testCtx(t)
-	admin, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatalf("connect postgres: %v", err)
-	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	schema := "aleph_test_" + hex.EncodeToString(b[:])
-	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
-		admin.Close()
-		t.Fatalf("create schema: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		if _, err := admin.ExecContext(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-		admin.Close()
-	})
-	db, err := Open(ctx, withSearchPath(t, dsn, schema), Options{})
+	dsn := pgtest.Schema(t, "aleph_test_")
+	db, err := Open(ctx, dsn, Options{})
 	if err != nil {
 		t.Fatalf("open postgres: %v", err)
 	}
@@ -107,7 +53,7 @@ func TestSQLiteSuite(t *testing.T) {
 }
 
 func TestPostgresSuite(t *testing.T) {
-	postgresDSN(t)
+	pgtest.DSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return openPostgres(t) })
 }
 
@@ -218,7 +164,7 @@ func TestReopenKeepsDataAndSchema(t *testing.T) {
 }
 
 func TestConcurrentOpenPostgres(t *testing.T) {
-	dsn := postgresDSN(t)
+	dsn := pgtest.DSN(t)
 	db := openPostgres(t) // creates and migrates a schema
 	var schema string
 	if err := db.r.QueryRowContext(testCtx(t), "SELECT current_schema()").Scan(&schema); err != nil {
@@ -232,7 +178,7 @@ func TestConcurrentOpenPostgres(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, err := Open(testCtx(t), withSearchPath(t, dsn, schema), Options{})
+			o, err := Open(testCtx(t), pgtest.WithSearchPath(t, dsn, schema), Options{})
 			if err == nil {
 				o.Close()
 			}
