@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync/atomic"
@@ -11,12 +12,28 @@ import (
 
 	"github.com/go-aleph/go-aleph/ccn/events"
 	"github.com/go-aleph/go-aleph/ccn/pipeline"
+	"github.com/go-aleph/go-aleph/filestore"
 	"github.com/go-aleph/go-aleph/store"
 )
 
 // Submitter admits a new message. *pipeline.Pipeline satisfies it.
 type Submitter interface {
 	Submit(ctx context.Context, raw []byte, opts pipeline.SubmitOptions) (pipeline.SubmitResult, error)
+}
+
+// Files is the file service behind the storage, ipfs and gateway endpoints
+// (implemented by ccn/files). Its errors wrap filestore's sentinels
+// (ErrTooLarge → 413, ErrHashMismatch → 422, ErrInvalidCAR → 422,
+// ErrInvalidHash → 400, ErrTruncated → 400, ErrNotFound → 404, ErrIsDir) or
+// store.ErrNotFound (404).
+type Files interface {
+	AddStorage(ctx context.Context, r io.Reader, limit int64, want string) (*store.File, error)
+	AddIPFS(ctx context.Context, r io.Reader, limit int64, want string) (*store.File, error)
+	AddCAR(ctx context.Context, r io.Reader, limit int64, wantRoot string) (*store.File, error)
+	Open(ctx context.Context, hash string) (filestore.File, error)
+	WriteTar(ctx context.Context, hash string, w io.Writer) error
+	// Gateway serves GET and HEAD /ipfs/{cid}[/path].
+	Gateway() http.Handler
 }
 
 // Deps are the node parts the API serves from.
@@ -40,6 +57,9 @@ type Deps struct {
 	Log *slog.Logger
 	// NodeMultiAddresses are served by /api/v0/info/public.json.
 	NodeMultiAddresses []string
+	// Files serves the storage, ipfs and gateway endpoints; nil makes uploads
+	// answer 503 and downloads 404.
+	Files Files
 }
 
 // Config tunes the API. Zero fields take the values of DefaultConfig.
@@ -65,20 +85,35 @@ type Config struct {
 	// negative value disables the cache.
 	CountCacheTTL time.Duration
 	CountCacheMin int64
+	// Upload limits, in bytes (ccn-protocol.md §1.3), served by
+	// /api/v0/storage/limits.json. An upload over its limit gets 413.
+	// MaxUnauthenticatedUpload bounds uploads with no signed STORE message
+	// (storage and ipfs engines, and add_json bodies); MaxStorageFile an
+	// authenticated storage upload; MaxIPFSFile an authenticated ipfs upload;
+	// MaxCARFile a CAR upload.
+	MaxUnauthenticatedUpload int64
+	MaxStorageFile           int64
+	MaxIPFSFile              int64
+	MaxCARFile               int64
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{
-		BodyLimit:      1 << 20,
-		MessageTopic:   "ALEPH-TEST",
-		CORSOrigin:     "*",
-		MaxWebsockets:  10_000,
-		WSPingInterval: 30 * time.Second,
-		WSWriteTimeout: 10 * time.Second,
-		WSBuffer:       256,
-		CountCacheTTL:  30 * time.Second,
-		CountCacheMin:  10_000,
+		BodyLimit: 1 << 20,
+
+		MaxUnauthenticatedUpload: 25 << 20,
+		MaxStorageFile:           100 << 20,
+		MaxIPFSFile:              1 << 30,
+		MaxCARFile:               4 << 30,
+		MessageTopic:             "ALEPH-TEST",
+		CORSOrigin:               "*",
+		MaxWebsockets:            10_000,
+		WSPingInterval:           30 * time.Second,
+		WSWriteTimeout:           10 * time.Second,
+		WSBuffer:                 256,
+		CountCacheTTL:            30 * time.Second,
+		CountCacheMin:            10_000,
 	}
 }
 
@@ -86,6 +121,18 @@ func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.BodyLimit <= 0 {
 		c.BodyLimit = d.BodyLimit
+	}
+	if c.MaxUnauthenticatedUpload <= 0 {
+		c.MaxUnauthenticatedUpload = d.MaxUnauthenticatedUpload
+	}
+	if c.MaxStorageFile <= 0 {
+		c.MaxStorageFile = d.MaxStorageFile
+	}
+	if c.MaxIPFSFile <= 0 {
+		c.MaxIPFSFile = d.MaxIPFSFile
+	}
+	if c.MaxCARFile <= 0 {
+		c.MaxCARFile = d.MaxCARFile
 	}
 	if c.MessageTopic == "" {
 		c.MessageTopic = d.MessageTopic

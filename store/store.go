@@ -202,6 +202,16 @@ type FilePin struct {
 	DeleteBy *time.Time // grace_period pins only
 }
 
+// OwnerFile is one file an owner's STORE messages pin, as
+// /api/v0/addresses/{address}/files lists it.
+type OwnerFile struct {
+	FileHash string
+	Size     int64
+	Type     string  // "file" or "dir"
+	Created  float64 // the STORE content.time
+	ItemHash string  // the STORE message
+}
+
 // FileTag resolves a STORE ref (or item hash) to the latest file.
 type FileTag struct {
 	Tag         string
@@ -298,6 +308,17 @@ type Tx interface {
 	VMsUsingRef(ctx context.Context, storeHash string) ([]string, error)
 	// VMUpdates lists the VMs whose Replaces is itemHash.
 	VMUpdates(ctx context.Context, itemHash string) ([]string, error)
+
+	// Garbage collection of files (ccn-protocol.md §3.9).
+
+	// ExpireGracePins deletes the grace_period pins whose DeleteBy is before now
+	// and returns how many it deleted.
+	ExpireGracePins(ctx context.Context, now time.Time) (int, error)
+	// UnpinnedFiles lists up to limit files that no pin of any type holds.
+	UnpinnedFiles(ctx context.Context, limit int) ([]*File, error)
+	// DeleteFileIfUnpinned deletes the file row when no pin holds it, and
+	// reports whether it did.
+	DeleteFileIfUnpinned(ctx context.Context, hash string) (bool, error)
 
 	// Bulk variants, for processing batches: each does what its single-row
 	// method does for every element, in a few statements instead of one or
@@ -460,6 +481,14 @@ type Reader interface {
 	AddressChannels(ctx context.Context, owner string) ([]string, error)
 	GetFileTag(ctx context.Context, tag string) (*FileTag, error)
 	CountFilePins(ctx context.Context, fileHash string) (int, error)
+	// GetFile returns a file row, ErrNotFound when the node does not know it.
+	GetFile(ctx context.Context, hash string) (*File, error)
+	// GetStorePin returns the message pin a STORE message holds, ErrNotFound
+	// when itemHash is not a processed STORE.
+	GetStorePin(ctx context.Context, itemHash string) (*FilePin, error)
+	// OwnerFiles lists the files the owner's STORE messages pin, by Created in
+	// order (ties by item hash), with the total count and byte size of all of them.
+	OwnerFiles(ctx context.Context, owner string, order SortOrder, p Page) (files []*OwnerFile, total int64, totalSize int64, err error)
 }
 
 // Opener opens a backend from a data source name.

@@ -446,3 +446,24 @@ func (b *batchTx) VMUpdates(ctx context.Context, itemHash string) ([]string, err
 	}
 	return b.tx.VMUpdates(ctx, itemHash)
 }
+
+func (b *batchTx) ExpireGracePins(ctx context.Context, now time.Time) (int, error) {
+	if err := b.flush(ctx); err != nil {
+		return 0, err
+	}
+	return b.tx.ExpireGracePins(ctx, now)
+}
+
+func (b *batchTx) UnpinnedFiles(ctx context.Context, limit int) ([]*store.File, error) {
+	if err := b.flush(ctx); err != nil {
+		return nil, err
+	}
+	return b.tx.UnpinnedFiles(ctx, limit)
+}
+
+func (b *batchTx) DeleteFileIfUnpinned(ctx context.Context, hash string) (bool, error) {
+	if err := b.flush(ctx); err != nil {
+		return false, err
+	}
+	return b.tx.DeleteFileIfUnpinned(ctx, hash)
+}

@@ -14,6 +14,10 @@ import (
 // CONTENT_UNAVAILABLE (3).
 var ErrContentUnavailable = errors.New("content unavailable")
 
+// ErrFileUnavailable is what a FileProvider wraps when the file of a STORE
+// cannot be had (yet): the message is retried with FILE_UNAVAILABLE (4).
+var ErrFileUnavailable = errors.New("file unavailable")
+
 // StatusOf maps a pipeline event to the status a client is told: processed and
 // confirmed mean processed, retry means still pending, rejected and forgotten
 // are themselves.

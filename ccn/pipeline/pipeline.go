@@ -39,6 +39,9 @@ type Deps struct {
 	// Fetcher gets the content of storage and ipfs messages. Nil makes such
 	// messages retry with CONTENT_UNAVAILABLE (3) until they are rejected.
 	Fetcher ContentFetcher
+	// Files makes STORE files present. Nil keeps the old behaviour: a STORE
+	// pins its file without checking that the node has it.
+	Files FileProvider
 	// Bus receives every outcome; nil means a private bus (sync submissions
 	// still work, nobody else hears the events).
 	Bus *events.Bus

@@ -80,7 +80,9 @@ import (
 	"context"
 	"time"
 
+	"github.com/go-aleph/go-aleph/filestore"
 	"github.com/go-aleph/go-aleph/message"
+	"github.com/go-aleph/go-aleph/store"
 )
 
 // SubmitOptions tune one submission.
@@ -109,6 +111,13 @@ type SubmitResult struct {
 // ErrContentUnavailable makes the message retry with CONTENT_UNAVAILABLE (3).
 type ContentFetcher interface {
 	FetchContent(ctx context.Context, itemType message.ItemType, itemHash string) ([]byte, error)
+}
+
+// FileProvider makes the file of a STORE message present before the message
+// is processed (ccn/files implements it). An error wrapping
+// ErrFileUnavailable makes the message retry with FILE_UNAVAILABLE (4).
+type FileProvider interface {
+	EnsureFile(ctx context.Context, engine filestore.Engine, hash string) (*store.File, error)
 }
 
 // Config tunes the pipeline. Zero fields take the defaults in DefaultConfig.
