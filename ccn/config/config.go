@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -33,7 +34,38 @@ type Config struct {
 	Topic    string   `yaml:"topic"`
 	API      API      `yaml:"api"`
 	Pipeline Pipeline `yaml:"pipeline"`
+	Storage  Storage  `yaml:"storage"`
+	IPFS     IPFS     `yaml:"ipfs"`
 	Log      Log      `yaml:"log"`
+}
+
+// Storage configures the local file store and its garbage collector.
+type Storage struct {
+	// Dir holds the files. Empty means <data_dir>/files.
+	Dir string `yaml:"dir"`
+	// GracePeriod keeps unpinned uploads and forgotten files this long.
+	GracePeriod Duration `yaml:"grace_period"`
+	// GCPeriod is how often the garbage collector runs.
+	GCPeriod Duration `yaml:"gc_period"`
+	// MaxFileSize bounds an authenticated storage-engine upload.
+	MaxFileSize Size `yaml:"max_file_size"`
+	// MaxUnauthenticatedUploadFileSize bounds uploads without a signed STORE
+	// message (both engines) and add_json bodies.
+	MaxUnauthenticatedUploadFileSize Size `yaml:"max_unauthenticated_upload_file_size"`
+	// NoSync skips fsync of stored files (tests and benchmarks only).
+	NoSync bool `yaml:"no_sync"`
+}
+
+// IPFS configures the ipfs engine.
+type IPFS struct {
+	// API is the HTTP RPC address of an optional external kubo node
+	// ("http://127.0.0.1:5001"). Files are then also pinned there and read
+	// from there when missing locally. Empty means the node works alone.
+	API string `yaml:"api"`
+	// MaxUploadFileSize bounds an authenticated ipfs upload.
+	MaxUploadFileSize Size `yaml:"max_upload_file_size"`
+	// MaxUploadCARSize bounds a CAR upload.
+	MaxUploadCARSize Size `yaml:"max_upload_car_size"`
 }
 
 // API configures the HTTP server.
@@ -63,6 +95,42 @@ type Log struct {
 	// Format is text or json.
 	Format string `yaml:"format"`
 }
+
+// Size is a byte count, written as an integer or with a KiB, MiB, GiB or TiB
+// suffix ("25MiB").
+type Size int64
+
+// UnmarshalText parses a size.
+func (z *Size) UnmarshalText(b []byte) error {
+	t := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"B", 1}} {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a size such as 25MiB", string(b))
+	}
+	*z = Size(n * mult)
+	return nil
+}
+
+// UnmarshalYAML parses a size and, on error, names the line of the setting.
+func (z *Size) UnmarshalYAML(n *yaml.Node) error {
+	if err := z.UnmarshalText([]byte(n.Value)); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	return nil
+}
+
+// MarshalText writes the byte count.
+func (z Size) MarshalText() ([]byte, error) { return []byte(strconv.FormatInt(int64(z), 10)), nil }
 
 // Duration is a time.Duration written as "30s" in YAML and environment variables.
 type Duration time.Duration
@@ -105,8 +173,23 @@ func Default() Config {
 			SyncTimeout: Duration(30 * time.Second),
 			BatchSize:   256,
 		},
-		Log: Log{Level: "info", Format: "text"},
+		Storage: Storage{
+			GracePeriod:                      Duration(24 * time.Hour),
+			GCPeriod:                         Duration(24 * time.Hour),
+			MaxFileSize:                      100 << 20,
+			MaxUnauthenticatedUploadFileSize: 25 << 20,
+		},
+		IPFS: IPFS{MaxUploadFileSize: 1 << 30, MaxUploadCARSize: 4 << 30},
+		Log:  Log{Level: "info", Format: "text"},
 	}
+}
+
+// FilesDir returns Storage.Dir, or <data_dir>/files.
+func (c *Config) FilesDir() string {
+	if c.Storage.Dir != "" {
+		return c.Storage.Dir
+	}
+	return filepath.Join(c.DataDir, "files")
 }
 
 // Dev returns the defaults of `alephd dev`: everything local.
@@ -138,6 +221,19 @@ func (c *Config) Validate() error {
 		return errors.New("config: pipeline.max_retries must not be negative")
 	case c.Pipeline.BatchSize < 1:
 		return errors.New("config: pipeline.batch_size must be at least 1")
+	case c.DataDir == "" && c.Storage.Dir == "":
+		return errors.New("config: data_dir or storage.dir must be set")
+	case c.Storage.GracePeriod <= 0 || c.Storage.GCPeriod <= 0:
+		return errors.New("config: storage.grace_period and storage.gc_period must be positive")
+	case c.Storage.MaxFileSize <= 0 || c.Storage.MaxUnauthenticatedUploadFileSize <= 0 ||
+		c.IPFS.MaxUploadFileSize <= 0 || c.IPFS.MaxUploadCARSize <= 0:
+		return errors.New("config: upload size limits must be positive")
+	}
+	if c.IPFS.API != "" {
+		u, err := url.Parse(c.IPFS.API)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("config: ipfs.api %q is not an http(s) URL", c.IPFS.API)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -72,3 +72,46 @@ func TestEmptyFileAndDSN(t *testing.T) {
 		t.Error("explicit db ignored")
 	}
 }
+
+func TestSizeParsing(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    Size
+		wantErr bool
+	}{
+		{"1024", 1024, false},
+		{"25MiB", 25 << 20, false},
+		{"1 GiB", 1 << 30, false},
+		{"4GiB", 4 << 30, false},
+		{"10KiB", 10 << 10, false},
+		{"7B", 7, false},
+		{"-1", 0, true},
+		{"1.5GiB", 0, true},
+		{"lots", 0, true},
+		{"9999999TiB", 0, true},
+	}
+	for _, tt := range tests {
+		var z Size
+		err := z.UnmarshalText([]byte(tt.in))
+		if (err != nil) != tt.wantErr || (!tt.wantErr && z != tt.want) {
+			t.Errorf("Size(%q) = %d, %v; want %d, error %v", tt.in, z, err, tt.want, tt.wantErr)
+		}
+	}
+}
+
+func TestStorageSettingsFromEnvAndValidation(t *testing.T) {
+	c := Dev(t.TempDir())
+	if err := c.LoadEnv([]string{"ALEPH_STORAGE_MAX_FILE_SIZE=200MiB", "ALEPH_IPFS_API=http://127.0.0.1:5001"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.MaxFileSize != 200<<20 || c.IPFS.API != "http://127.0.0.1:5001" {
+		t.Fatalf("env not applied: %+v %+v", c.Storage, c.IPFS)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.IPFS.API = "127.0.0.1:5001"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ipfs.api") {
+		t.Fatalf("bad ipfs.api accepted: %v", err)
+	}
+}

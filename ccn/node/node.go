@@ -1,5 +1,6 @@
 // Package node assembles a core channel node from its parts: the store, the
-// signature registry, the processing pipeline, the event bus and the HTTP API.
+// file store and file service, the signature registry, the processing
+// pipeline, the event bus and the HTTP API.
 // It owns their lifecycle: Start brings them up, Close shuts them down
 // gracefully (HTTP first, so in-flight requests finish, then the pipeline, then
 // the store).
@@ -22,8 +23,11 @@ import (
 	"github.com/go-aleph/go-aleph/api"
 	"github.com/go-aleph/go-aleph/ccn/config"
 	"github.com/go-aleph/go-aleph/ccn/events"
+	"github.com/go-aleph/go-aleph/ccn/files"
+	"github.com/go-aleph/go-aleph/ccn/kubo"
 	"github.com/go-aleph/go-aleph/ccn/pipeline"
 	"github.com/go-aleph/go-aleph/chain/all"
+	"github.com/go-aleph/go-aleph/filestore"
 	"github.com/go-aleph/go-aleph/store"
 	_ "github.com/go-aleph/go-aleph/store/sqlstore" // registers the sqlite and postgres backends
 )
@@ -37,6 +41,8 @@ type Node struct {
 	log   *slog.Logger
 	now   func() time.Time
 	store store.Store
+	fs    *filestore.Store
+	files *files.Service
 	bus   *events.Bus
 	pipe  *pipeline.Pipeline
 	srv   *http.Server
@@ -74,19 +80,27 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("open %s store: %w", store.BackendFor(cfg.DatabaseDSN()), err)
 	}
 	n.store = st
+	if err := n.openFiles(cfg, log); err != nil {
+		st.Close()
+		return nil, err
+	}
 	pc := pipeline.DefaultConfig()
 	pc.MaxRetries = cfg.Pipeline.MaxRetries
 	pc.MaxBackoff = time.Duration(cfg.Pipeline.MaxBackoff)
 	pc.SyncTimeout = time.Duration(cfg.Pipeline.SyncTimeout)
 	pc.BatchSize = cfg.Pipeline.BatchSize
+	verifier := all.NewRegistry()
 	n.pipe, err = pipeline.New(pipeline.Deps{
 		Store:    st,
-		Verifier: all.NewRegistry(),
+		Verifier: verifier,
+		Fetcher:  n.files,
+		Files:    n.files,
 		Bus:      n.bus,
 		Now:      n.now,
 		Log:      log.With("part", "pipeline"),
 	}, pc)
 	if err != nil {
+		n.fs.Close()
 		st.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
@@ -100,9 +114,15 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Version:   Version,
 		Now:       n.now,
 		Log:       log.With("part", "api"),
+		Files:     n.files,
 	}, api.Config{
-		BodyLimit:     cfg.API.BodyLimit,
-		MaxWebsockets: cfg.API.MaxWebsockets,
+		BodyLimit:                cfg.API.BodyLimit,
+		MaxWebsockets:            cfg.API.MaxWebsockets,
+		MessageTopic:             cfg.Topic,
+		MaxUnauthenticatedUpload: int64(cfg.Storage.MaxUnauthenticatedUploadFileSize),
+		MaxStorageFile:           int64(cfg.Storage.MaxFileSize),
+		MaxIPFSFile:              int64(cfg.IPFS.MaxUploadFileSize),
+		MaxCARFile:               int64(cfg.IPFS.MaxUploadCARSize),
 	})
 	n.srv = &http.Server{
 		Handler:           handler,
@@ -110,6 +130,30 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	return n, nil
+}
+
+// openFiles opens the file store and builds the file service, with an
+// external kubo as a source and pinner when ipfs.api is set.
+func (n *Node) openFiles(cfg config.Config, log *slog.Logger) error {
+	fs, err := filestore.Open(cfg.FilesDir(), filestore.Options{NoSync: cfg.Storage.NoSync, Log: log.With("part", "filestore")})
+	if err != nil {
+		return fmt.Errorf("open file store: %w", err)
+	}
+	var sources []files.Source
+	if cfg.IPFS.API != "" {
+		sources = append(sources, kubo.New(cfg.IPFS.API, nil))
+	}
+	fc := files.DefaultConfig()
+	fc.GracePeriod = time.Duration(cfg.Storage.GracePeriod)
+	fc.GCPeriod = time.Duration(cfg.Storage.GCPeriod)
+	fc.MaxFetchSize = int64(cfg.IPFS.MaxUploadFileSize)
+	svc, err := files.New(files.Deps{Files: fs, DB: n.store, Sources: sources, Now: n.now, Log: log.With("part", "files")}, fc)
+	if err != nil {
+		fs.Close()
+		return fmt.Errorf("build file service: %w", err)
+	}
+	n.fs, n.files = fs, svc
+	return nil
 }
 
 // Start listens on the configured address and runs the API and the pipeline in
@@ -125,7 +169,13 @@ func (n *Node) Start(ctx context.Context) error {
 	// Shutdown does not wait for hijacked (websocket) connections; their handlers
 	// end when this context is cancelled, right after Shutdown returns.
 	n.srv.BaseContext = func(net.Listener) context.Context { return runCtx }
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		if err := n.files.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			n.fail(fmt.Errorf("file service: %w", err))
+		}
+	}()
 	go func() {
 		defer n.wg.Done()
 		if err := n.pipe.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
@@ -184,6 +234,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if err := n.fs.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close file store: %w", err))
+	}
 	if err := n.store.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close store: %w", err))
 	}

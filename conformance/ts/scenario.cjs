@@ -596,6 +596,107 @@ async function main() {
     }
   })
 
+  // --- files: createStore (both engines), pinning, downloadFile -----------------
+
+  const sha256hex = (b) => crypto.createHash('sha256').update(b).digest('hex')
+  // Deterministic but not UTF-8: exercises binary safety of the upload path.
+  const binary = (n, seed) => {
+    const out = Buffer.alloc(n)
+    let x = seed >>> 0
+    for (let i = 0; i < n; i++) {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0
+      out[i] = x >>> 24
+    }
+    return out
+  }
+
+  let storeBytes, storeMsg
+  await step('createStore.storage', async () => {
+    storeBytes = binary(300 * 1024 + 7, 1)
+    storeMsg = await client.createStore({ fileObject: new Blob([storeBytes]), storageEngine: ItemType.storage, channel, sync: true })
+    const content = JSON.parse(storeMsg.item_content)
+    checkEqual(content.item_type, 'storage', 'content.item_type')
+    checkEqual(content.item_hash, sha256hex(storeBytes), 'content.item_hash is the sha256 of the file')
+    check(seenRequests.includes(`POST ${apiURL}/api/v0/storage/add_file`), 'the SDK did not upload through /api/v0/storage/add_file')
+    const m = await eventually(async () => {
+      const got = await client.getMessage(storeMsg.item_hash)
+      return got && got.type === 'STORE' ? got : null
+    }, 'the STORE message is processed')
+    checkEqual(m.content.item_hash, content.item_hash, 'processed STORE content.item_hash')
+    return { item_hash: storeMsg.item_hash, file_hash: content.item_hash, size: storeBytes.length }
+  })
+
+  await step('downloadFile.storage', async () => {
+    const got = Buffer.from(await client.downloadFile(sha256hex(storeBytes)))
+    checkEqual(got.length, storeBytes.length, 'downloaded length')
+    check(got.equals(storeBytes), 'downloaded bytes differ from the uploaded ones')
+    return { bytes: got.length }
+  })
+
+  await step('createStore.storage.buffer', async () => {
+    // A Buffer travels as a text field (no filename, no content type): fine for
+    // UTF-8 text without line breaks, which is what this is.
+    const text = Buffer.from(`plain text stored from a Buffer, run ${run}, \u00e9t\u00e9 \u2713`)
+    const msg = await client.createStore({ fileObject: text, storageEngine: ItemType.storage, channel, sync: true })
+    const content = JSON.parse(msg.item_content)
+    checkEqual(content.item_hash, sha256hex(text), 'content.item_hash')
+    const got = Buffer.from(await client.downloadFile(content.item_hash))
+    check(got.equals(text), `downloaded ${JSON.stringify(got.toString())}, uploaded ${JSON.stringify(text.toString())}`)
+    return { item_hash: msg.item_hash }
+  })
+
+  await step('createStore.storage.corruptedBuffer', async () => {
+    // The SDK's Buffer trap (ts-sdk-http-calls.md §3.3): FormData sends String(buffer),
+    // so non-UTF-8 bytes arrive as U+FFFD and the hash no longer matches. The node
+    // must refuse (422 → InvalidMessageError), not store the mangled bytes.
+    const bad = binary(4096, 2)
+    await expectError(client.createStore({ fileObject: bad, storageEngine: ItemType.storage, channel, sync: true }), InvalidMessageError, 'upload of a mangled Buffer')
+    const res = await axios.get(`${apiURL}/api/v0/storage/raw/${sha256hex(bad)}`, { validateStatus: () => true })
+    checkEqual(res.status, 404, 'status of the refused file')
+  })
+
+  let ipfsBytes, ipfsMsg, cid
+  await step('createStore.ipfs', async () => {
+    ipfsBytes = binary(1024 * 1024 + 123, 3) // five 256 KiB chunks: a two-level DAG
+    ipfsMsg = await client.createStore({ fileObject: new Blob([ipfsBytes]), storageEngine: ItemType.ipfs, channel, sync: true })
+    const content = JSON.parse(ipfsMsg.item_content)
+    cid = content.item_hash
+    checkEqual(content.item_type, 'ipfs', 'content.item_type')
+    check(/^Qm[1-9A-HJ-NP-Za-km-z]{44}$/.test(cid), `item_hash is not a CIDv0: ${cid}`)
+    check(seenRequests.includes(`POST ${apiURL}/api/v0/ipfs/add_file`), 'the SDK did not upload through /api/v0/ipfs/add_file')
+    checkEqual(broadcastStatus.get(ipfsMsg.item_hash), 200, 'HTTP status of the sync STORE broadcast')
+    return { item_hash: ipfsMsg.item_hash, cid }
+  })
+
+  await step('downloadFile.ipfs', async () => {
+    const got = Buffer.from(await client.downloadFile(cid))
+    checkEqual(got.length, ipfsBytes.length, 'downloaded length')
+    check(got.equals(ipfsBytes), 'downloaded bytes differ from the uploaded ones')
+    const gw = await axios.get(`${apiURL}/ipfs/${cid}`, { responseType: 'arraybuffer' })
+    check(Buffer.from(gw.data).equals(ipfsBytes), 'the gateway serves other bytes')
+    return { bytes: got.length }
+  })
+
+  await step('createStore.pin', async () => {
+    const pinned = await client.createStore({ fileHash: cid, storageEngine: ItemType.ipfs, channel, sync: true })
+    checkEqual(broadcastStatus.get(pinned.item_hash), 200, 'HTTP status of a sync pin')
+    const count = await axios.get(`${apiURL}/api/v0/storage/count/${cid}`)
+    check(count.data >= 2, `pin count of ${cid}: ${JSON.stringify(count.data)}`)
+    return { item_hash: pinned.item_hash, pins: count.data }
+  })
+
+  await step('createPost.storageContent', async () => {
+    // Content over 50,000 bytes goes to /api/v0/storage/add_json; the message is
+    // then item_type "storage" and the node fetches its content from its store.
+    const big = { title: 'large post', run, filler: 'x'.repeat(60000) }
+    const msg = await client.createPost({ postType, content: big, channel, sync: true })
+    checkEqual(msg.item_type, 'storage', 'item_type of a large post')
+    checkEqual(broadcastStatus.get(msg.item_hash), 200, 'HTTP status of a sync large post')
+    const m = await client.getMessage(msg.item_hash)
+    checkEqual(m.content.content, big, 'content served back')
+    return { item_hash: msg.item_hash }
+  })
+
   currentStep = 'done'
   emit('done', true, { requests: seenRequests.length })
   process.exit(0)
