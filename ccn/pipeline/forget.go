@@ -124,7 +124,7 @@ func (p *Pipeline) checkForget(ctx context.Context, tx store.Tx, it *item, c *me
 		return nil, failDetails(message.CodeForgetTargetNotFound, missing, "%d targets not found", len(missing))
 	}
 	return &plan{apply: func(ctx context.Context, tx store.Tx, _ *store.Message) ([]events.Event, error) {
-		f := &forgetter{tx: tx, hash: m.ItemHash, at: m.Time.Seconds(), now: p.now(),
+		f := &forgetter{tx: tx, hash: m.ItemHash, at: m.Time.Seconds(), now: p.now(), grace: p.cfg.GracePeriod,
 			done: map[string]bool{}, aggregates: map[[2]string]bool{}, originals: map[string]bool{},
 			tags: map[string]bool{}, files: map[string]string{}}
 		return f.run(ctx, targets)
@@ -157,8 +157,10 @@ type forgetter struct {
 	hash string  // the FORGET
 	at   float64 // its envelope time
 	now  time.Time
-	evs  []events.Event
-	done map[string]bool
+	// grace is how long a file that lost its last pin is kept.
+	grace time.Duration
+	evs   []events.Event
+	done  map[string]bool
 	// Recomputed after the erasures.
 	aggregates map[[2]string]bool // (owner, key)
 	originals  map[string]bool    // posts whose amends were forgotten
@@ -358,7 +360,7 @@ func (f *forgetter) recompute(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		deleteBy := f.now.Add(gracePeriod)
+		deleteBy := f.now.Add(f.grace)
 		if err := tx.InsertFilePin(ctx, &store.FilePin{
 			FileHash: h, Type: store.PinGracePeriod, Owner: f.files[h],
 			Created: float64(f.now.UnixMicro()) / 1e6, DeleteBy: &deleteBy,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/go-aleph/go-aleph/message"
 	"github.com/go-aleph/go-aleph/store"
@@ -226,5 +227,34 @@ func TestForgetNonInline(t *testing.T) {
 		if sk := e.forgotten(big); sk == nil || sk.ItemType != message.ItemStorage || sk.Size != int64(len(big.content)) {
 			t.Errorf("skeleton %+v", sk)
 		}
+	})
+}
+
+// TestForgetGracePin: a FORGET that removes a file's last pin leaves a
+// grace-period pin that expires Config.GracePeriod after the FORGET.
+func TestForgetGracePin(t *testing.T) {
+	alice := account(t, "alice")
+	s1 := build(t, "s1", alice, message.TypeStore, storeContent("f1", ""), "", 0)
+	f := build(t, "f", alice, message.TypeForget, forget(s1.hash), "", 1)
+	forBackends(t, func(t *testing.T, pg bool) {
+		e := newEnv(t, envOpts{postgres: pg, cfg: Config{GracePeriod: 2 * time.Hour}})
+		e.ingest(s1, f)
+		e.want(forgottenO(s1), processed(f))
+		forgetAt := e.clock.Now()
+		e.read(func(tx store.Tx) error {
+			for _, c := range []struct {
+				at   time.Time
+				want int
+			}{{forgetAt.Add(2 * time.Hour), 0}, {forgetAt.Add(2*time.Hour + time.Nanosecond), 1}} {
+				n, err := tx.ExpireGracePins(e.ctx, c.at)
+				if err != nil {
+					return err
+				}
+				if n != c.want {
+					t.Errorf("grace pins expired at %v = %d, want %d", c.at.Sub(forgetAt), n, c.want)
+				}
+			}
+			return nil
+		})
 	})
 }

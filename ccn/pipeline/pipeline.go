@@ -20,9 +20,10 @@ const (
 	fetchTimeout = 10 * time.Second
 	// fetchConcurrency is how many contents one batch fetches at once.
 	fetchConcurrency = 8
-	// gracePeriod is how long a file whose last pin was forgotten is kept
-	// (pyaleph storage.grace_period, 24 h).
-	gracePeriod = 24 * time.Hour
+	// fileConcurrency is how many STORE files one batch asks the file
+	// provider for at once; most are local and answer at once, and the
+	// provider bounds its own fetches from elsewhere.
+	fileConcurrency = 64
 	// errorWait is the pause after a batch failed on a database error.
 	errorWait = time.Second
 	// minWait avoids spinning when the queue reports a due message that Due does
@@ -56,6 +57,7 @@ type Pipeline struct {
 	store    store.Store
 	verifier *chain.Registry
 	fetcher  ContentFetcher
+	files    FileProvider
 	bus      *events.Bus
 	now      func() time.Time
 	log      *slog.Logger
@@ -85,7 +87,7 @@ func New(d Deps, cfg Config) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{
-		store: d.Store, verifier: d.Verifier, fetcher: d.Fetcher, bus: d.Bus,
+		store: d.Store, verifier: d.Verifier, fetcher: d.Fetcher, files: d.Files, bus: d.Bus,
 		now: d.Now, log: d.Log, cfg: cfg, wake: make(chan struct{}, 1),
 	}
 	if p.bus == nil {
@@ -103,7 +105,7 @@ func New(d Deps, cfg Config) (*Pipeline, error) {
 // withDefaults fills zero fields from DefaultConfig and refuses negative ones.
 func (c Config) withDefaults() (Config, error) {
 	def := DefaultConfig()
-	if c.MaxRetries < 0 || c.MaxBackoff < 0 || c.SyncTimeout < 0 || c.BatchSize < 0 || c.IdleWait < 0 || c.BatchWait < 0 {
+	if c.MaxRetries < 0 || c.MaxBackoff < 0 || c.SyncTimeout < 0 || c.BatchSize < 0 || c.IdleWait < 0 || c.BatchWait < 0 || c.FileTimeout < 0 || c.GracePeriod < 0 {
 		return c, errors.New("pipeline: negative configuration value")
 	}
 	if c.MaxRetries == 0 {
@@ -123,6 +125,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BatchWait == 0 {
 		c.BatchWait = def.BatchWait
+	}
+	if c.FileTimeout == 0 {
+		c.FileTimeout = def.FileTimeout
+	}
+	if c.GracePeriod == 0 {
+		c.GracePeriod = def.GracePeriod
 	}
 	return c, nil
 }

@@ -3,9 +3,11 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 
+	"github.com/go-aleph/go-aleph/filestore"
 	"github.com/go-aleph/go-aleph/message"
 	"github.com/go-aleph/go-aleph/store"
 )
@@ -23,6 +25,9 @@ type item struct {
 	// fail is a failure found while preparing (signature, content); the message
 	// is then rejected or retried, unless it turns out to be a duplicate.
 	fail *failure
+	// fileErr is why the file provider could not make a STORE's file present;
+	// CHECK turns it into FILE_UNAVAILABLE (4) after the checks that reject.
+	fileErr error
 }
 
 // verifiedAtAdmission reports whether a queue row came through Submit, which
@@ -33,7 +38,7 @@ func verifiedAtAdmission(origin string) bool {
 
 // prepare does the per-message work that needs no transaction, in parallel:
 // signature checks for rows not verified at admission, content fetches, and
-// content decoding.
+// content decoding; then it makes the files of the STOREs present.
 func (p *Pipeline) prepare(ctx context.Context, due []*store.Pending) []*item {
 	items := make([]*item, len(due))
 	for i, pm := range due {
@@ -59,7 +64,43 @@ func (p *Pipeline) prepare(ctx context.Context, due []*store.Pending) []*item {
 	}
 	close(next)
 	wg.Wait()
+	p.ensureFiles(ctx, items)
 	return items
+}
+
+// ensureFiles asks the file provider for the files of the batch's STOREs,
+// concurrently and under one deadline (Config.FileTimeout), so that a slow
+// fetch holds the batch up by that long at most; a STORE whose file is not
+// there by then keeps the error in fileErr and retries with code 4.
+func (p *Pipeline) ensureFiles(ctx context.Context, items []*item) {
+	if p.files == nil {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, p.cfg.FileTimeout)
+	defer cancel()
+	sem := make(chan struct{}, fileConcurrency)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		c, ok := it.content.(*message.StoreContent)
+		if !ok || it.fail != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+				defer func() { <-sem }()
+			case <-fctx.Done():
+				it.fileErr = fmt.Errorf("wait for file %s: %w", c.ItemHash, fctx.Err())
+				return
+			}
+			if _, err := p.files.EnsureFile(fctx, filestore.Engine(c.ItemType), c.ItemHash); err != nil {
+				it.fileErr = fmt.Errorf("file %s: %w", c.ItemHash, err)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func (p *Pipeline) prepareOne(ctx context.Context, it *item) {

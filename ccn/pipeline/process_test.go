@@ -360,11 +360,14 @@ func TestNew(t *testing.T) {
 	if _, err := New(Deps{Store: e.store, Verifier: e.p.verifier}, Config{MaxRetries: -1}); err == nil {
 		t.Error("negative config accepted")
 	}
+	if _, err := New(Deps{Store: e.store, Verifier: e.p.verifier}, Config{FileTimeout: -1}); err == nil {
+		t.Error("negative file timeout accepted")
+	}
 	p, err := New(Deps{Store: e.store, Verifier: e.p.verifier}, Config{BatchSize: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := p.Config(); c.BatchSize != 7 || c.MaxRetries != 10 || c.MaxBackoff != 300*time.Second || c.SyncTimeout != 30*time.Second || c.IdleWait != time.Second {
+	if c := p.Config(); c.BatchSize != 7 || c.MaxRetries != 10 || c.MaxBackoff != 300*time.Second || c.SyncTimeout != 30*time.Second || c.IdleWait != time.Second || c.FileTimeout != time.Minute {
 		t.Errorf("config %+v", c)
 	}
 }

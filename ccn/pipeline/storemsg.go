@@ -14,9 +14,9 @@ import (
 
 // checkStore: the sender must be allowed to store for the owner; a ref that is
 // an item hash must name a processed STORE (retry 200) that has no ref itself
-// (201); an existing tag must belong to the owner (2). APPLY records the
-// message pin of the file (the file itself is fetched by the file service, not
-// here) and points the tag at the newest pin.
+// (201); an existing tag must belong to the owner (2); with a file provider,
+// the file must be present, its row in this transaction (retry 4). APPLY
+// records the message pin of the file and points the tag at the newest pin.
 func (p *Pipeline) checkStore(ctx context.Context, tx store.Tx, it *item, c *message.StoreContent) (*plan, error) {
 	m := &it.p.Message
 	if err := authorize(ctx, tx, actOf(m, c.Address)); err != nil {
@@ -44,6 +44,11 @@ func (p *Pipeline) checkStore(ctx context.Context, tx store.Tx, it *item, c *mes
 	case !strings.EqualFold(existing.Owner, c.Address):
 		return nil, fail(message.CodePermissionDenied, "content.ref", "file tag %s belongs to %s", chain.Clip(tag), chain.Clip(existing.Owner))
 	}
+	if p.files != nil {
+		if err := checkFile(ctx, tx, it, c); err != nil {
+			return nil, err
+		}
+	}
 	pin := &store.FilePin{FileHash: c.ItemHash, Type: store.PinMessage, Owner: c.Address, ItemHash: m.ItemHash, Ref: c.Ref, Created: c.Time}
 	return &plan{apply: func(ctx context.Context, tx store.Tx, _ *store.Message) ([]events.Event, error) {
 		if err := tx.InsertFilePin(ctx, pin); err != nil {
@@ -51,6 +56,30 @@ func (p *Pipeline) checkStore(ctx context.Context, tx store.Tx, it *item, c *mes
 		}
 		return nil, refreshTag(ctx, tx, tag)
 	}}, nil
+}
+
+// checkFile requires the STORE's file: the provider made it present in the
+// prepare stage, and its row is still there. The row is read in the
+// transaction that inserts the pin, and the garbage collector deletes a row
+// only when no pin holds it, in a transaction of its own: a file collected
+// after prepare makes the STORE retry instead of pinning a file that is gone.
+func checkFile(ctx context.Context, tx store.Tx, it *item, c *message.StoreContent) error {
+	if it.fileErr != nil {
+		return fileUnavailable(it.fileErr)
+	}
+	_, err := tx.GetFile(ctx, c.ItemHash)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fileUnavailable(fmt.Errorf("file %s: no file row: %w", c.ItemHash, ErrFileUnavailable))
+	case err != nil:
+		return fmt.Errorf("get file: %w", err)
+	}
+	return nil
+}
+
+// fileUnavailable is the retryable FILE_UNAVAILABLE (4) failure for cause.
+func fileUnavailable(cause error) *failure {
+	return &failure{err: &message.Error{Code: message.CodeFileUnavailable, Field: "content.item_hash", Reason: "file unavailable", Err: cause}}
 }
 
 // refreshTag points tag at the newest message pin left for it, or deletes it.

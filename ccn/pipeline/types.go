@@ -71,9 +71,21 @@
 // Balances and costs are not checked: codes 5 (BALANCE_INSUFFICIENT),
 // 6 (CREDIT_INSUFFICIENT) and 202 (INVALID_PAYMENT_METHOD) are never produced,
 // and no cost rows are written; the special POSTs that feed balances and
-// credits (balances-update, aleph_credit_*) are stored as plain posts. STORE
-// files are not fetched: a STORE records its message pin and file tag, and
-// FILE_UNAVAILABLE (4) is never produced; the file service fetches files.
+// credits (balances-update, aleph_credit_*) are stored as plain posts.
+//
+// # STORE files
+//
+// With a file provider (Deps.Files, the file service), a STORE is processed
+// only once its file is present: the prepare stage asks the provider for the
+// files of a batch's STOREs concurrently, all under one deadline
+// (Config.FileTimeout), and CHECK requires the file row in the processing
+// transaction; a STORE whose file is not there retries with FILE_UNAVAILABLE
+// (4), after the permission and ref checks, so that a refusal is not delayed.
+// The garbage collector deletes a file row only when no pin holds it, in a
+// transaction of its own, and transactions are serialized: either the STORE's
+// message pin lands first and the file stays, or the row is gone and the
+// STORE retries. Without a provider a STORE records its message pin and file
+// tag whether or not the node has the file, and code 4 is never produced.
 package pipeline
 
 import (
@@ -140,10 +152,21 @@ type Config struct {
 	// message. A message arriving on an idle pipeline is not delayed, and no
 	// batch is while a sync submission waits for its outcome.
 	BatchWait time.Duration
+	// FileTimeout bounds how long a batch waits for the files of its STOREs
+	// (Deps.Files): they are made present concurrently, and a STORE whose file
+	// is not there in time retries with FILE_UNAVAILABLE (4) while the rest
+	// of the batch goes on. A fetch that takes longer may go on in the file
+	// provider and be ready at the retry.
+	FileTimeout time.Duration
+	// GracePeriod is how long a file whose last pin a FORGET removed is kept,
+	// under a grace-period pin (pyaleph storage.grace_period: 24 h); the file
+	// service's garbage collector deletes it after that.
+	GracePeriod time.Duration
 }
 
 // DefaultConfig returns the defaults.
 func DefaultConfig() Config {
 	return Config{MaxRetries: 10, MaxBackoff: 300 * time.Second, SyncTimeout: 30 * time.Second, BatchSize: 256,
-		IdleWait: time.Second, BatchWait: 50 * time.Millisecond}
+		IdleWait: time.Second, BatchWait: 50 * time.Millisecond, FileTimeout: 60 * time.Second,
+		GracePeriod: 24 * time.Hour}
 }

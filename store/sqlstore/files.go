@@ -3,10 +3,9 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"time"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/go-aleph/go-aleph/store"
 )
@@ -116,28 +115,110 @@ func latestPinForTag(ctx context.Context, q querier, tag string) (*store.FilePin
 	return p, nil
 }
 
-// TODO(issue 4): implement; stubs keep the build green while the file service lands.
+// Garbage collection (ccn-protocol.md §3.9). Writes are serialized by
+// DB.Update, so a collection's transaction never interleaves with a STORE's:
+// DeleteFileIfUnpinned sees either the pin or no pin, never half of a write.
 
 func (t *tx) ExpireGracePins(ctx context.Context, now time.Time) (int, error) {
-	return 0, errors.New("sqlstore: ExpireGracePins not implemented")
+	q, err := t.use()
+	if err != nil {
+		return 0, err
+	}
+	res, err := q.ExecContext(ctx, "DELETE FROM file_pins WHERE delete_by IS NOT NULL AND delete_by < $1 AND type = 'grace_period'", nanos(now))
+	if err != nil {
+		return 0, wrap(err, "expire grace pins")
+	}
+	n, err := res.RowsAffected()
+	return int(n), wrap(err, "expire grace pins")
 }
 
+// UnpinnedFiles lists files no pin holds, in hash order. Each call scans the
+// files from the start (an anti-join on file_pins_file_hash); the collector
+// deletes or skips what it lists, so the next call moves on.
 func (t *tx) UnpinnedFiles(ctx context.Context, limit int) ([]*store.File, error) {
-	return nil, errors.New("sqlstore: UnpinnedFiles not implemented")
+	q, err := t.use()
+	if err != nil {
+		return nil, err
+	}
+	if limit <= 0 {
+		return []*store.File{}, nil
+	}
+	rows, err := q.QueryContext(ctx, `SELECT f.hash, f.size, f.type FROM files f
+		WHERE NOT EXISTS (SELECT 1 FROM file_pins p WHERE p.file_hash = f.hash)
+		ORDER BY f.hash LIMIT $1`, int64(limit))
+	if err != nil {
+		return nil, wrap(err, "unpinned files")
+	}
+	defer rows.Close()
+	out := []*store.File{}
+	for rows.Next() {
+		var f store.File
+		if err := rows.Scan(&f.Hash, &f.Size, &f.Type); err != nil {
+			return nil, wrap(err, "unpinned files")
+		}
+		out = append(out, &f)
+	}
+	return out, wrap(rows.Err(), "unpinned files")
 }
 
 func (t *tx) DeleteFileIfUnpinned(ctx context.Context, hash string) (bool, error) {
-	return false, errors.New("sqlstore: DeleteFileIfUnpinned not implemented")
+	q, err := t.use()
+	if err != nil {
+		return false, err
+	}
+	ok, err := execAffected(ctx, q, `DELETE FROM files WHERE hash = $1
+		AND NOT EXISTS (SELECT 1 FROM file_pins WHERE file_hash = $1)`, hash)
+	return ok, wrap(err, "delete unpinned file")
 }
 
+// GetFile returns a file row, or store.ErrNotFound.
 func (db *DB) GetFile(ctx context.Context, hash string) (*store.File, error) {
-	return nil, errors.New("sqlstore: GetFile not implemented")
+	return getFile(ctx, db.reads(), hash)
 }
 
+// GetStorePin returns the message pin of a processed STORE, or store.ErrNotFound.
 func (db *DB) GetStorePin(ctx context.Context, itemHash string) (*store.FilePin, error) {
-	return nil, errors.New("sqlstore: GetStorePin not implemented")
+	p, err := scanPin(db.reads().QueryRowContext(ctx,
+		"SELECT "+pinCols+" FROM file_pins WHERE item_hash = $1 AND type = 'message'", itemHash))
+	if err != nil {
+		return nil, notFound(err, "get store pin")
+	}
+	return p, nil
 }
 
+// OwnerFiles lists the owner's message pins (one per processed STORE) with
+// their files' size and type. A pin whose file has no row yet (a STORE
+// processed without a file service) is listed with size 0 and type "file":
+// the STORE is the owner's all the same. totalSize sums the listed sizes, one
+// per pin, as upstream's address stats do. Pages are p.Number and p.Size (0:
+// no limit); a cursor is ignored.
 func (db *DB) OwnerFiles(ctx context.Context, owner string, order store.SortOrder, p store.Page) ([]*store.OwnerFile, int64, int64, error) {
-	return nil, 0, 0, errors.New("sqlstore: OwnerFiles not implemented")
+	const from = " FROM file_pins p LEFT JOIN files f ON f.hash = p.file_hash WHERE p.owner = $1 AND p.type = 'message'"
+	var total, totalSize int64
+	if err := db.r.QueryRowContext(ctx, "SELECT COUNT(*), COALESCE(SUM(f.size), 0)"+from, owner).Scan(&total, &totalSize); err != nil {
+		return nil, 0, 0, wrap(err, "owner files totals")
+	}
+	b := builder{args: []any{owner}}
+	b.WriteString("SELECT p.file_hash, COALESCE(f.size, 0), COALESCE(f.type, 'file'), p.created, p.item_hash" + from +
+		orderBy("p.created", "p.item_hash", order))
+	p.Cursor = nil
+	limit, _ := pageLimit(p)
+	writeLimit(&b, p, limit, false)
+	rows, err := db.r.QueryContext(ctx, b.String(), b.args...)
+	if err != nil {
+		return nil, 0, 0, wrap(err, "owner files")
+	}
+	defer rows.Close()
+	out := []*store.OwnerFile{}
+	for rows.Next() {
+		var f store.OwnerFile
+		if err := rows.Scan(&f.FileHash, &f.Size, &f.Type, &f.Created, &f.ItemHash); err != nil {
+			return nil, 0, 0, wrap(err, "owner files")
+		}
+		out = append(out, &f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, 0, wrap(err, "owner files")
+	}
+	return out, total, totalSize, nil
 }

@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -228,4 +230,205 @@ func testVMs(t *testing.T, open Opener) {
 		}
 		return nil
 	})
+}
+
+// testFileGC covers the garbage collector's queries: grace pins expire
+// strictly before the given instant, a file is unpinned only when no pin of
+// any type holds it, and DeleteFileIfUnpinned sees the transaction's own pins.
+func testFileGC(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := testCtx(t)
+	fa, fb, fc, fd, fe, ff := hashOf("gc a"), hashOf("gc b"), hashOf("gc c"), hashOf("gc d"), hashOf("gc e"), hashOf("gc f")
+	soon, later := baseTime.Add(time.Hour), baseTime.Add(2*time.Hour)
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		for _, h := range []string{fa, fb, fc, fd, fe, ff} {
+			if err := tx.PutFile(ctx, &store.File{Hash: h, Size: 7, Type: "file"}); err != nil {
+				return err
+			}
+		}
+		pins := []*store.FilePin{
+			{FileHash: fa, Type: store.PinGracePeriod, Created: 1, DeleteBy: &soon},
+			{FileHash: fb, Type: store.PinGracePeriod, Created: 1, DeleteBy: &later},
+			{FileHash: fc, Type: store.PinMessage, Owner: "0xA", ItemHash: hashOf("gc store"), Created: 1},
+			{FileHash: fe, Type: store.PinContent, Owner: "0xA", ItemHash: hashOf("gc post"), Created: 1},
+			// Two uploads of one file: grace pins without an item hash never collide.
+			{FileHash: ff, Type: store.PinGracePeriod, Created: 1, DeleteBy: &soon},
+			{FileHash: ff, Type: store.PinGracePeriod, Created: 2, DeleteBy: &later},
+		}
+		for i, p := range pins {
+			if err := tx.InsertFilePin(ctx, p); err != nil {
+				return fmt.Errorf("pin %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+	unpinned := func(tx store.Tx, limit int) string {
+		t.Helper()
+		fs, err := tx.UnpinnedFiles(ctx, limit)
+		noErr(t, err, "unpinned files")
+		var hs []string
+		for _, f := range fs {
+			if f.Size != 7 || f.Type != "file" {
+				t.Errorf("unpinned file row %+v", f)
+			}
+			hs = append(hs, f.Hash)
+		}
+		return fmt.Sprint(hs)
+	}
+	sorted := func(hs ...string) string {
+		slices.Sort(hs)
+		return fmt.Sprint(hs)
+	}
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if got := unpinned(tx, 10); got != sorted(fd) {
+			t.Errorf("unpinned before expiry = %s, want %s", got, sorted(fd))
+		}
+		n, err := tx.ExpireGracePins(ctx, soon)
+		if err != nil || n != 0 {
+			t.Errorf("expire at delete_by = %d, %v; want 0 (strictly before)", n, err)
+		}
+		n, err = tx.ExpireGracePins(ctx, soon.Add(time.Nanosecond))
+		if err != nil || n != 2 {
+			t.Errorf("expire after delete_by = %d, %v; want 2 (fa's and one of ff's)", n, err)
+		}
+		if got := unpinned(tx, 10); got != sorted(fa, fd) {
+			t.Errorf("unpinned after expiry = %s, want %s", got, sorted(fa, fd))
+		}
+		if got := unpinned(tx, 1); got != fmt.Sprint([]string{min(fa, fd)}) {
+			t.Errorf("unpinned limit 1 = %s", got)
+		}
+		if got := unpinned(tx, 0); got != "[]" {
+			t.Errorf("unpinned limit 0 = %s", got)
+		}
+		// A pin made in the transaction keeps its file.
+		if err := tx.InsertFilePin(ctx, &store.FilePin{FileHash: fa, Type: store.PinMessage, Owner: "0xA", ItemHash: hashOf("gc repin"), Created: 3}); err != nil {
+			return err
+		}
+		for _, c := range []struct {
+			hash string
+			want bool
+		}{{fa, false}, {fb, false}, {fc, false}, {fe, false}, {ff, false}, {fd, true}, {fd, false}, {hashOf("gc none"), false}} {
+			ok, err := tx.DeleteFileIfUnpinned(ctx, c.hash)
+			if err != nil {
+				return err
+			}
+			if ok != c.want {
+				t.Errorf("delete %s if unpinned = %v, want %v", c.hash[:8], ok, c.want)
+			}
+		}
+		_, err = tx.GetFile(ctx, fd)
+		wantErr(t, err, store.ErrNotFound, "deleted file")
+		// Expiring everything leaves message and content pins.
+		n, err = tx.ExpireGracePins(ctx, later.Add(time.Hour))
+		if err != nil || n != 2 {
+			t.Errorf("expire all = %d, %v; want 2", n, err)
+		}
+		if got := unpinned(tx, 10); got != sorted(fb, ff) {
+			t.Errorf("unpinned at the end = %s, want %s", got, sorted(fb, ff))
+		}
+		return nil
+	})
+	if _, err := s.GetFile(ctx, fd); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("reader get deleted file: %v", err)
+	}
+	got, err := s.GetFile(ctx, fa)
+	noErr(t, err, "reader get file")
+	if got.Hash != fa || got.Size != 7 || got.Type != "file" {
+		t.Errorf("reader file = %+v", got)
+	}
+	if n, err := s.CountFilePins(ctx, fa); err != nil || n != 1 {
+		t.Errorf("pins of fa = %d, %v; want the message pin", n, err)
+	}
+}
+
+// testStorePins covers GetStorePin and OwnerFiles.
+func testStorePins(t *testing.T, open Opener) {
+	s := open(t)
+	ctx := testCtx(t)
+	f1, f2, f3 := hashOf("of 1"), hashOf("of 2"), hashOf("of 3")
+	s1, s2, s3, sB := hashOf("of store1"), hashOf("of store2"), hashOf("of store3"), hashOf("of storeB")
+	post := hashOf("of post")
+	update(t, s, func(ctx context.Context, tx store.Tx) error {
+		if err := tx.PutFile(ctx, &store.File{Hash: f1, Size: 10, Type: "file"}); err != nil {
+			return err
+		}
+		if err := tx.PutFile(ctx, &store.File{Hash: f2, Size: 20, Type: "dir"}); err != nil {
+			return err
+		}
+		// f3 has no row: a STORE processed before its file was known.
+		pins := []*store.FilePin{
+			{FileHash: f1, Type: store.PinMessage, Owner: "0xA", ItemHash: s1, Ref: "r", Created: 100},
+			{FileHash: f2, Type: store.PinMessage, Owner: "0xA", ItemHash: s2, Created: 200},
+			{FileHash: f3, Type: store.PinMessage, Owner: "0xA", ItemHash: s3, Created: 200},
+			{FileHash: f1, Type: store.PinMessage, Owner: "0xB", ItemHash: sB, Created: 50},
+			// Neither a content pin nor a grace pin is an owner's file.
+			{FileHash: f2, Type: store.PinContent, Owner: "0xA", ItemHash: post, Created: 300},
+			{FileHash: f1, Type: store.PinGracePeriod, Owner: "0xA", Created: 400, DeleteBy: &baseTime},
+		}
+		for i, p := range pins {
+			if err := tx.InsertFilePin(ctx, p); err != nil {
+				return fmt.Errorf("pin %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+
+	p, err := s.GetStorePin(ctx, s1)
+	noErr(t, err, "get store pin")
+	if p.FileHash != f1 || p.Type != store.PinMessage || p.Owner != "0xA" || p.ItemHash != s1 || p.Ref != "r" || p.Created != 100 || p.DeleteBy != nil {
+		t.Errorf("store pin = %+v", p)
+	}
+	_, err = s.GetStorePin(ctx, post)
+	wantErr(t, err, store.ErrNotFound, "store pin of a message with only a content pin")
+	_, err = s.GetStorePin(ctx, hashOf("of none"))
+	wantErr(t, err, store.ErrNotFound, "store pin of an unknown hash")
+
+	// s2 and s3 tie on created: ties go by item hash ascending.
+	tieLo, tieHi := s2, s3
+	if tieHi < tieLo {
+		tieLo, tieHi = tieHi, tieLo
+	}
+	row := map[string]string{
+		s1: fmt.Sprint(f1, 10, "file", 100.0, s1),
+		s2: fmt.Sprint(f2, 20, "dir", 200.0, s2),
+		s3: fmt.Sprint(f3, 0, "file", 200.0, s3),
+	}
+	cases := []struct {
+		name  string
+		owner string
+		order store.SortOrder
+		page  store.Page
+		want  []string
+	}{
+		{"ascending", "0xA", store.Ascending, store.Page{}, []string{s1, tieLo, tieHi}},
+		{"descending", "0xA", store.Descending, store.Page{}, []string{tieLo, tieHi, s1}},
+		{"page 1 of 2", "0xA", store.Ascending, store.Page{Size: 2, Number: 1}, []string{s1, tieLo}},
+		{"page 2 of 2", "0xA", store.Ascending, store.Page{Size: 2, Number: 2}, []string{tieHi}},
+		{"past the end", "0xA", store.Ascending, store.Page{Size: 2, Number: 3}, nil},
+		{"cursor ignored", "0xA", store.Descending, store.Page{Size: 1, Number: 2, Cursor: &store.Cursor{Time: 1}}, []string{tieHi}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fs, total, size, err := s.OwnerFiles(ctx, c.owner, c.order, c.page)
+			noErr(t, err, "owner files")
+			if total != 3 || size != 30 {
+				t.Errorf("totals = %d files, %d bytes; want 3, 30", total, size)
+			}
+			var got, want []string
+			for _, f := range fs {
+				got = append(got, fmt.Sprint(f.FileHash, f.Size, f.Type, f.Created, f.ItemHash))
+			}
+			for _, h := range c.want {
+				want = append(want, row[h])
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("files =\n%v\nwant\n%v", got, want)
+			}
+		})
+	}
+	fs, total, size, err := s.OwnerFiles(ctx, "0xNobody", store.Descending, store.Page{})
+	noErr(t, err, "owner files of nobody")
+	if len(fs) != 0 || total != 0 || size != 0 {
+		t.Errorf("nobody's files = %v, %d, %d", fs, total, size)
+	}
 }

@@ -43,6 +43,8 @@ func Run(t *testing.T, open Opener) {
 		{"Posts", testPosts},
 		{"Aggregates", testAggregates},
 		{"Files", testFiles},
+		{"FileGC", testFileGC},
+		{"StorePins", testStorePins},
 		{"VMs", testVMs},
 		{"Update", testUpdate},
 		{"Context", testContext},
