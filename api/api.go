@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-aleph/go-aleph/ccn/events"
 	"github.com/go-aleph/go-aleph/ccn/pipeline"
+	"github.com/go-aleph/go-aleph/chain"
 	"github.com/go-aleph/go-aleph/filestore"
 	"github.com/go-aleph/go-aleph/store"
 )
@@ -60,6 +61,10 @@ type Deps struct {
 	// Files serves the storage, ipfs and gateway endpoints; nil makes uploads
 	// answer 503 and downloads 404.
 	Files Files
+	// Verifier checks the signature of the STORE message that comes with an
+	// authenticated upload, before the file is read; nil makes authenticated
+	// uploads answer 503.
+	Verifier *chain.Registry
 }
 
 // Config tunes the API. Zero fields take the values of DefaultConfig.
@@ -210,6 +215,23 @@ var routes = []route{
 	{"GET", "/api/v0/addresses/{address}/post_types", "/api/v0/addresses/{address}/post_types", (*server).addressPostTypes},
 	{"GET", "/api/v0/addresses/{address}/channels", "/api/v0/addresses/{address}/channels", (*server).addressChannels},
 	{"GET", "/api/v0/channels/list.json", "/api/v0/channels/list.json", (*server).channelsList},
+
+	{"POST", "/api/v0/storage/add_file", "/api/v0/storage/add_file", (*server).storageAddFile},
+	{"POST", "/api/v0/storage/add_json", "/api/v0/storage/add_json", (*server).storageAddJSON},
+	{"POST", "/api/v0/ipfs/add_file", "/api/v0/ipfs/add_file", (*server).ipfsAddFile},
+	{"POST", "/api/v0/ipfs/add_json", "/api/v0/ipfs/add_json", (*server).ipfsAddJSON},
+	{"POST", "/api/v0/ipfs/add_car", "/api/v0/ipfs/add_car", (*server).ipfsAddCAR},
+	{"GET", "/api/v0/storage/limits.json", "/api/v0/storage/limits.json", (*server).storageLimits},
+	{"GET", "/api/v0/storage/raw/{hash}", "/api/v0/storage/raw/{file_hash}", (*server).storageRaw},
+	{"GET", "/api/v0/storage/metadata/{hash}", "/api/v0/storage/metadata/{file_hash}", (*server).storageMetadata},
+	{"GET", "/api/v0/storage/by-message-hash/{message_hash}", "/api/v0/storage/by-message-hash/{message_hash}", (*server).storageByMessageHash},
+	{"GET", "/api/v0/storage/by-ref/{ref}", "/api/v0/storage/by-ref/{ref}", (*server).storageByRef},
+	{"GET", "/api/v0/storage/by-ref/{address}/{ref}", "/api/v0/storage/by-ref/{address}/{ref}", (*server).storageByRef},
+	{"GET", "/api/v0/storage/count/{hash}", "/api/v0/storage/count/{file_hash}", (*server).storageCount},
+	{"GET", "/api/v0/storage/{hash}", "/api/v0/storage/{file_hash}", (*server).storageGet},
+	{"GET", "/api/v0/addresses/{address}/files", "/api/v0/addresses/{address}/files", (*server).addressFiles},
+	{"GET", "/ipfs/{cid}", "/ipfs/{cid}", (*server).ipfsGateway},
+	{"GET", "/ipfs/{cid}/{path...}", "/ipfs/{cid}/{path}", (*server).ipfsGateway},
 
 	{"GET", "/api/v0/version", "/api/v0/version", (*server).version},
 	{"GET", "/version", "/version", (*server).version},

@@ -6,8 +6,8 @@
 // a store.Reader for queries, the event bus for the websocket, a Prometheus
 // registry). Routes use net/http's method and path patterns; every GET route also
 // answers HEAD, every route answers CORS preflights, and every answer, errors
-// included, is JSON (except /metrics, which is Prometheus text, and the /api/docs
-// page). /api/docs/openapi.json describes every route; /api/docs renders it as a
+// included, is JSON (except /metrics, which is Prometheus text, the /api/docs
+// page, raw file downloads and the IPFS gateway's own answers). /api/docs/openapi.json describes every route; /api/docs renders it as a
 // self-contained HTML page.
 //
 // Websocket handlers run until the client leaves or the request context ends.
@@ -56,4 +56,52 @@
 //     contentFormat=headers is honoured (pyaleph degrades it to none).
 //   - GET /api/v1/addresses/stats.json is computed from the full stats listing,
 //     fine for a node of modest size.
+//
+// # Files
+//
+// The storage, ipfs and gateway endpoints (ccn-protocol.md §5.6) go through the
+// Files service (ccn/files). Uploads stream: multipart bodies are read part by
+// part with a multipart reader, never buffered, and a file part goes straight
+// into the file store, which keeps nothing of an upload that fails, is
+// interrupted or does not match its hash. Upload routes bound their own bodies
+// (the limits of Config, served by /api/v0/storage/limits.json) instead of
+// BodyLimit; downloads stream with no size cap.
+//
+//   - Which limit applies depends on the order of the parts. When the "metadata"
+//     part (a signed STORE message) comes before the "file" part, as every SDK
+//     sends it, the message is parsed and its signature verified before any file
+//     byte is read (403 otherwise), and the file may be as large as the
+//     authenticated limit of the endpoint (MaxStorageFile, MaxIPFSFile,
+//     MaxCARFile) and must hash to the STORE's item_hash (422). When the file
+//     comes first, or there is no metadata, it is an unauthenticated upload
+//     (MaxUnauthenticatedUpload, a grace-period pin); metadata after the file is
+//     still verified and its message submitted, but cannot raise the limit.
+//     pyaleph reads the whole file first whatever the order. add_car requires
+//     the metadata first.
+//   - No balance check is made before an authenticated upload (pyaleph may answer
+//     402): there is no cost model yet.
+//   - An authenticated upload answers as POST /api/v0/messages does for the
+//     STORE it submits (200 processed, 202 pending, 422 rejected), with
+//     {"status": "success", "hash"} plus message_status; a rejection has status
+//     "error" and the rejection fields.
+//   - storage/add_json and ipfs/add_json re-serialise the body as pyaleph does
+//     with orjson (quirk A.4): compact, keys sorted, non-ASCII raw, integers as
+//     written, other numbers as orjson's shortest float text ("1.0", "1e16",
+//     "1e-7"). Integers beyond 64 bits keep their digits (pyaleph falls back to
+//     the json module's spaced, ASCII-escaped output for them) and NaN or
+//     Infinity literals are refused.
+//   - GET /api/v0/storage/raw/{hash} honours Range (several ranges too),
+//     If-Range and conditional requests, and says Accept-Ranges: bytes; pyaleph
+//     says none. Its ETag is the quoted hash. A directory is a tar archive.
+//   - ipfs/add_file names an upload without a filename by its CID, as kubo does,
+//     and its size is the file's byte length (kubo's is the DAG's).
+//   - GET /api/v0/addresses/{address}/files answers an empty list for an address
+//     without files (pyaleph: 404), with pagination_item "files".
+//   - File hashes in paths may be any CID the node accepts (v0, or v1 dag-pb or
+//     raw, sha2-256, so "bafk…" too), not only the shapes of item_type_from_hash.
+//   - /ipfs/{cid}[/path] refuses "." and ".." segments (plain or
+//     percent-encoded), empty segments and encoded slashes with 400 before
+//     routing; the gateway's own answers (listings, 404) are not JSON.
+//   - Nil Files makes uploads answer 503 and downloads 404; a nil Verifier makes
+//     authenticated uploads answer 503.
 package api

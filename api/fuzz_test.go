@@ -27,6 +27,8 @@ var fuzzPaths = []string{
 	"/api/v0/aggregates/0xabc.json", "/api/v0/aggregates.json", "/api/v0/addresses/stats.json",
 	"/api/v1/addresses/stats.json", "/api/v0/addresses/0xabc/channels", "/api/v0/addresses/0xabc/post_types",
 	"/api/v0/channels/list.json", "/api/v0/version", "/api/v0/info/public.json",
+	"/api/v0/addresses/0xabc/files", "/api/v0/storage/limits.json", "/api/v0/storage/count/" + strings.Repeat("a", 64),
+	"/api/v0/storage/metadata/" + strings.Repeat("a", 64), "/api/v0/storage/by-ref/0xabc/ref",
 }
 
 // fuzzHandler is the API over an empty SQLite store and a pipeline whose sync
@@ -58,7 +60,7 @@ func FuzzQuery(f *testing.F) {
 		"msgTypes=POST,STORE&chains=ETH&startDate=1.5&endDate=2", "hashes=abc&sortOrder=1&sortBy=tx-time",
 		"msgStatuses=forgotten", "contentFormat=headers&excludeContent=true", "addresses[]=a&addresses=b,c",
 		"keys=a,b&with_info=true&value_only=1", "sortBy=creation_time&cursor=", "addressContains=ab&sortBy=post",
-		"status=pending&hash_only=false", "pagination=1e3&page=%FF", "tags=%00",
+		"status=pending&hash_only=false", "pagination=1e3&page=%FF", "tags=%00", "sort_order=1&pagination=0",
 	} {
 		for i := range fuzzPaths {
 			f.Add(uint8(i), q)

@@ -3,10 +3,12 @@ package api
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -40,6 +42,10 @@ func (s *server) middleware(next http.Handler) http.Handler {
 		h.Set("Access-Control-Expose-Headers", "*")
 		if r.Method == http.MethodOptions {
 			s.preflight(rec, r)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/ipfs/") && !gatewayPathOK(r) {
+			writeError(rec, http.StatusBadRequest, "invalid gateway path: no '.' or '..' segments, empty segments or encoded slashes")
 			return
 		}
 		next.ServeHTTP(rec, r)
@@ -137,6 +143,17 @@ func (w *statusRecorder) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the underlying writer's fast path (sendfile) for downloads.
+func (w *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, r)
 }
 
 // Unwrap lets http.ResponseController reach the underlying writer.

@@ -98,24 +98,10 @@ func (s *server) submitMessage(w http.ResponseWriter, r *http.Request) {
 		s.writeRejection(w, r, message.Errorf(message.CodeInvalidFormat, "", "%s", err.Error()), nil)
 		return
 	}
-	sync := false
-	if raw, ok := fields["sync"]; ok && !isNull(raw) {
-		var b bool
-		var str string
-		switch {
-		case json.Unmarshal(raw, &b) == nil:
-			sync = b
-		case json.Unmarshal(raw, &str) == nil:
-			if sync, ok = parseBool(str); !ok {
-				s.writeRejection(w, r, message.Errorf(message.CodeInvalidFormat, "sync", "must be a boolean"), nil)
-				return
-			}
-		case string(raw) == "0" || string(raw) == "1":
-			sync = string(raw) == "1"
-		default:
-			s.writeRejection(w, r, message.Errorf(message.CodeInvalidFormat, "sync", "must be a boolean"), nil)
-			return
-		}
+	sync, ok := parseSync(fields["sync"])
+	if !ok {
+		s.writeRejection(w, r, message.Errorf(message.CodeInvalidFormat, "sync", "must be a boolean"), nil)
+		return
 	}
 	raw, ok := fields["message"]
 	if !ok || isNull(raw) {
@@ -141,6 +127,26 @@ func (s *server) submitMessage(w http.ResponseWriter, r *http.Request) {
 		resp.rejection = rejectionOf(res.Err, res.Details)
 	}
 	s.writeJSON(w, r, code, resp)
+}
+
+// parseSync reads a "sync" field as pydantic reads a bool: true/false, 0/1, or
+// a string such as "yes"; absent or null is false. ok=false means it is none of
+// these.
+func parseSync(raw json.RawMessage) (sync, ok bool) {
+	if isNull(raw) {
+		return false, true
+	}
+	var b bool
+	var str string
+	switch {
+	case json.Unmarshal(raw, &b) == nil:
+		return b, true
+	case json.Unmarshal(raw, &str) == nil:
+		return parseBool(str)
+	case string(raw) == "0" || string(raw) == "1":
+		return string(raw) == "1", true
+	}
+	return false, false
 }
 
 // submitStatusCode maps a message status to the HTTP status pyaleph answers.
