@@ -1,6 +1,8 @@
 // Package cli is the `aleph` command line: accounts kept in a local keystore,
-// posts, aggregates, messages (including a live watch) and delegations through
-// the security aggregate, all over the client package.
+// posts, aggregates, messages (including a live watch), delegations through
+// the security aggregate, and files (upload with optional client-side
+// encryption, resumable download, list, info, pin, forget), all over the
+// client package.
 //
 // Every command takes --json for machine output; without it, output is a readable
 // table or list of fields. The JSON shapes are:
@@ -11,6 +13,12 @@
 //   - message watch: one compact message object per line, as the node sent it;
 //   - write commands: {"item_hash", "status", "http_status", "message", "content"}
 //     where message is the signed envelope and content the parsed content;
+//     file upload adds "file_hash", "engine", "size" and "encrypted";
+//   - file download: {"file_hash", "path", "size", "written", "resumed",
+//     "verified", "decrypted"}; file info: {"file_hash", "type", "size",
+//     "download_url", "pin_count"} and, for a message hash, "message_hash",
+//     "owner", "ref"; file list: the node's answer; file key: {"account",
+//     "chain", "address", "recipient"} and with --secret "identity";
 //   - account commands: account objects {"name", "chain", "address", "created",
 //     "default", "path"}, and for export also "private_key".
 //
@@ -127,6 +135,7 @@ func NewRootCmd(env *Env) *cobra.Command {
 		a.aggregateCmd(),
 		a.messageCmd(),
 		a.authorizationsCmd(),
+		a.fileCmd(),
 		a.versionCmd(),
 	)
 	return root

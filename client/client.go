@@ -1,12 +1,15 @@
 // Package client is the Go SDK for a core channel node's HTTP API: typed calls for
 // the read endpoints (messages, posts, aggregates, statistics, channels, version),
-// the messages websocket, and write methods that build, sign and broadcast POST,
-// AGGREGATE and FORGET messages with message.Builder and a configured signer.
+// the messages websocket, write methods that build, sign and broadcast POST,
+// AGGREGATE, STORE and FORGET messages with message.Builder and a configured
+// signer, and file calls: UploadFile (the file and its signed STORE in one
+// streaming request), DownloadFile (streaming, resumable with Range, checked
+// against the hash), PinFile, and the storage lookups (ccn-protocol.md §5.6).
 //
 // The requests are those of the official SDKs (clients.md §2, ts-sdk-http-calls.md),
 // so a Client works against go-aleph and pyaleph nodes alike. Every call takes a
 // context; without one that ends, the default HTTP client's timeout still bounds
-// each request, so no call hangs forever.
+// each request (for a file transfer, each stall), so no call hangs forever.
 //
 // Errors are typed: *APIError for an unexpected HTTP answer (errors.Is(err,
 // ErrNotFound) for a 404), *RejectedError when the node rejects a message (it
@@ -98,6 +101,10 @@ func (c *Client) Signer() message.Signer { return c.signer }
 // ErrNotFound matches (with errors.Is) an *APIError whose HTTP status is 404.
 var ErrNotFound = errors.New("not found")
 
+// ErrTooLarge matches (with errors.Is) an *APIError whose HTTP status is 413:
+// an upload over the node's size limit.
+var ErrTooLarge = errors.New("too large")
+
 // ErrNoSigner is returned by write methods when the client has no signer.
 var ErrNoSigner = errors.New("no signer configured")
 
@@ -119,9 +126,16 @@ func (e *APIError) Error() string {
 	return msg
 }
 
-// Is makes errors.Is(err, ErrNotFound) true for a 404.
+// Is makes errors.Is(err, ErrNotFound) true for a 404, and errors.Is(err,
+// ErrTooLarge) for a 413.
 func (e *APIError) Is(target error) bool {
-	return target == ErrNotFound && e.StatusCode == http.StatusNotFound
+	switch target {
+	case ErrNotFound:
+		return e.StatusCode == http.StatusNotFound
+	case ErrTooLarge:
+		return e.StatusCode == http.StatusRequestEntityTooLarge
+	}
+	return false
 }
 
 // RejectedError is a message the node rejected, with the protocol error code.

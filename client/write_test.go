@@ -68,7 +68,7 @@ func (r *recorder) all() []recorded {
 
 var testClock = func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 678_000_000, time.UTC) }
 
-func ethSigner(t *testing.T) *evm.Account {
+func ethSigner(t testing.TB) *evm.Account {
 	t.Helper()
 	a, err := evm.AccountFromHex("ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efbba0f2d1db744ce06")
 	if err != nil {

@@ -1,6 +1,6 @@
 // Command aleph is the command line for Aleph core channel nodes: local accounts,
-// posts, aggregates, messages (with a live watch) and delegations. See package cli
-// for the commands and their output.
+// posts, aggregates, messages (with a live watch), delegations and files. See
+// package cli for the commands and their output.
 package main
 
 import (
