@@ -23,6 +23,10 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // the pgx database/sql driver, to create a throwaway database
+
+	"github.com/go-aleph/go-aleph/chain/all"
+	"github.com/go-aleph/go-aleph/client"
+	"github.com/go-aleph/go-aleph/message"
 )
 
 // depsHint tells how to install the SDK the scenario needs.
@@ -74,6 +78,7 @@ func TestTypeScriptSDK(t *testing.T) {
 			for _, f := range res.failures() {
 				t.Error(f)
 			}
+			crossCheckFiles(t, base, res)
 			d.stop(t)
 		})
 	}
@@ -443,5 +448,79 @@ func (l *lineLogger) flush() {
 	if len(l.partial) > 0 {
 		l.t.Log(l.prefix + string(l.partial))
 		l.partial = nil
+	}
+}
+
+// scenarioBytes regenerates the scenario's binary(n, seed) file contents (a
+// 32-bit LCG, high byte of each state).
+func scenarioBytes(n int, seed uint32) []byte {
+	out := make([]byte, n)
+	x := seed
+	for i := range out {
+		x = x*1103515245 + 12345
+		out[i] = byte(x >> 24)
+	}
+	return out
+}
+
+// crossCheckFiles checks that the Go SDK and the npm SDK agree byte for byte:
+// the Go SDK downloads the files the npm SDK uploaded (and gets the scenario's
+// bytes), and uploading the same bytes with the Go SDK gives the same file
+// hashes (sha256 for storage, the CIDv0 for ipfs).
+func crossCheckFiles(t *testing.T, base string, res scenarioResult) {
+	t.Helper()
+	detail := func(name string, v any) bool {
+		for _, s := range res.steps {
+			if s.Step == name && s.OK != nil && *s.OK {
+				if err := json.Unmarshal(s.Detail, v); err != nil {
+					t.Errorf("step %s: detail: %v", name, err)
+					return false
+				}
+				return true
+			}
+		}
+		t.Errorf("step %s did not pass; no cross-check", name)
+		return false
+	}
+	var st struct {
+		FileHash string `json:"file_hash"`
+	}
+	var ip struct {
+		CID string `json:"cid"`
+	}
+	if !detail("createStore.storage", &st) || !detail("createStore.ipfs", &ip) {
+		return
+	}
+	accts, err := all.DevAccounts(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another dev account than the scenario's, so the Go uploads are new STOREs.
+	c := client.New(base, client.WithSigner(accts[1].Signer))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, f := range []struct {
+		name   string
+		hash   string
+		data   []byte
+		engine message.ItemType
+	}{
+		{"storage", st.FileHash, scenarioBytes(300*1024+7, 1), message.ItemStorage},
+		{"ipfs", ip.CID, scenarioBytes(1024*1024+123, 3), message.ItemIPFS},
+	} {
+		var got bytes.Buffer
+		if _, err := c.DownloadFile(ctx, f.hash, &got, 0); err != nil {
+			t.Errorf("%s: Go SDK download of the npm upload %s: %v", f.name, f.hash, err)
+		} else if !bytes.Equal(got.Bytes(), f.data) {
+			t.Errorf("%s: Go SDK downloaded %d bytes that differ from the npm SDK's upload", f.name, got.Len())
+		}
+		up, err := c.UploadFile(ctx, bytes.NewReader(f.data), client.UploadOptions{Engine: f.engine, WriteOptions: client.WriteOptions{Sync: true}})
+		if err != nil {
+			t.Errorf("%s: Go SDK upload: %v", f.name, err)
+			continue
+		}
+		if up.FileHash != f.hash {
+			t.Errorf("%s: Go SDK upload hashed to %s, the npm SDK's to %s", f.name, up.FileHash, f.hash)
+		}
 	}
 }

@@ -7,7 +7,7 @@
 #   export ALEPH_TEST_KUBO="$(scripts/kubo.sh)"
 set -euo pipefail
 cd "$(dirname "$0")/../tools/kubo"
-version=$(awk '$1 == "github.com/ipfs/kubo" { print $2 }' go.mod)
+version=$(awk '$1 == "github.com/ipfs/kubo" { print $2 } $1 == "require" && $2 == "github.com/ipfs/kubo" { print $3 }' go.mod)
 cache="${ALEPH_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/go-aleph}/kubo-$version"
 bin="$cache/ipfs"
 if [[ ! -x "$bin" ]]; then

@@ -89,6 +89,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	pc.MaxBackoff = time.Duration(cfg.Pipeline.MaxBackoff)
 	pc.SyncTimeout = time.Duration(cfg.Pipeline.SyncTimeout)
 	pc.BatchSize = cfg.Pipeline.BatchSize
+	pc.GracePeriod = time.Duration(cfg.Storage.GracePeriod)
 	verifier := all.NewRegistry()
 	n.pipe, err = pipeline.New(pipeline.Deps{
 		Store:    st,
@@ -100,6 +101,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Log:      log.With("part", "pipeline"),
 	}, pc)
 	if err != nil {
+		n.files.Close()
 		n.fs.Close()
 		st.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
@@ -115,6 +117,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Now:       n.now,
 		Log:       log.With("part", "api"),
 		Files:     n.files,
+		Verifier:  verifier,
 	}, api.Config{
 		BodyLimit:                cfg.API.BodyLimit,
 		MaxWebsockets:            cfg.API.MaxWebsockets,
@@ -234,6 +237,9 @@ func (n *Node) Close(ctx context.Context) error {
 		n.cancel()
 	}
 	n.wg.Wait()
+	if err := n.files.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close file service: %w", err))
+	}
 	if err := n.fs.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close file store: %w", err))
 	}

@@ -22,7 +22,7 @@ import (
 // command line wins over the file and the environment.
 type nodeFlags struct {
 	configFile, db, dataDir, listen, logLevel, logFormat string
-	pprofListen                                          string
+	pprofListen, ipfsAPI, filesDir                       string
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
@@ -33,6 +33,8 @@ func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
 	fl.StringVar(&f.listen, "listen", "", "API listen address host:port")
 	fl.StringVar(&f.logLevel, "log-level", "", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json")
+	fl.StringVar(&f.ipfsAPI, "ipfs-api", "", "also pin files to, and read missing ones from, an external kubo node at this HTTP RPC URL (http://127.0.0.1:5001)")
+	fl.StringVar(&f.filesDir, "files-dir", "", "file store directory (default <data-dir>/files)")
 	fl.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this host:port; off when empty")
 }
 
@@ -58,6 +60,8 @@ func (f *nodeFlags) load(cmd *cobra.Command, base config.Config) (config.Config,
 	set("listen", &cfg.API.Listen, f.listen)
 	set("log-level", &cfg.Log.Level, f.logLevel)
 	set("log-format", &cfg.Log.Format, f.logFormat)
+	set("ipfs-api", &cfg.IPFS.API, f.ipfsAPI)
+	set("files-dir", &cfg.Storage.Dir, f.filesDir)
 	return cfg, cfg.Validate()
 }
 
