@@ -232,7 +232,9 @@ func (c *Client) Import(ctx context.Context, car io.Reader) ([]string, error) {
 	for sc.Scan() {
 		var line struct {
 			Root *struct {
-				Cid         struct{ Slash string `json:"/"` }
+				Cid struct {
+					Slash string `json:"/"`
+				}
 				PinErrorMsg string
 			}
 		}
