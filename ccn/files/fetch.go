@@ -160,8 +160,34 @@ func (s *Service) fly(fl *flight, engine filestore.Engine, hash string) {
 	s.flightMu.Unlock()
 	fl.row, fl.err = row, err
 	close(fl.done)
-	if err == nil && fetched {
+	switch {
+	case err == nil && fetched:
 		s.pinAll(ctx, engine, hash)
+	case err == nil && engine == filestore.EngineIPFS:
+		s.pushAll(ctx, hash)
+	}
+}
+
+// pushAll sends a local ipfs file's DAG to every Importer source, which pins
+// it: a STORE pins its file there too, even when the file was uploaded here.
+func (s *Service) pushAll(ctx context.Context, hash string) {
+	for _, src := range s.sources {
+		imp, ok := src.(Importer)
+		if !ok {
+			continue
+		}
+		pr, pw := io.Pipe()
+		go func() { pw.CloseWithError(s.files.WriteCAR(ctx, hash, pw)) }()
+		roots, err := imp.Import(ctx, pr)
+		pr.CloseWithError(errors.New("import ended"))
+		switch {
+		case err != nil:
+			s.log.Warn("push to source", "hash", hash, "source", src.Name(), "err", err)
+		case len(roots) != 1 || roots[0] != hash:
+			s.log.Warn("push to source: unexpected roots", "hash", hash, "source", src.Name(), "roots", roots)
+		default:
+			s.log.Debug("pushed to source", "hash", hash, "source", src.Name())
+		}
 	}
 }
 

@@ -76,6 +76,14 @@ type Pinner interface {
 	Unpin(ctx context.Context, engine filestore.Engine, hash string) error
 }
 
+// Importer is an optional Pinner that cannot find by itself what this node
+// keeps (an external kubo, while nodes do not exchange blocks): the service
+// sends it the DAG of every ipfs file a STORE pins, as a CAR stream, and it
+// imports and pins the root (kubo's dag/import).
+type Importer interface {
+	Import(ctx context.Context, car io.Reader) ([]string, error)
+}
+
 // Config tunes the service. Zero fields take DefaultConfig's values.
 type Config struct {
 	// GracePeriod is how long an upload no message pins, or a file whose last
