@@ -14,12 +14,13 @@ run:
 	$(GO) run ./cmd/alephd dev
 
 # Every test: unit, integration and end-to-end tests (the official TypeScript SDK
-# against a real alephd needs its npm packages, installed by conformance-deps), then
-# each fuzz target for $(FUZZTIME).
+# against a real alephd needs its npm packages, installed by conformance-deps; the
+# --ipfs-api tests need a kubo binary, built once by scripts/kubo.sh), then each
+# fuzz target for $(FUZZTIME).
 test: conformance-deps unit fuzz
 
 unit:
-	$(GO) test -count=1 ./...
+	ALEPH_TEST_KUBO="$${ALEPH_TEST_KUBO:-$$(./scripts/kubo.sh)}" $(GO) test -count=1 ./...
 
 conformance-deps:
 	./scripts/conformance-deps.sh

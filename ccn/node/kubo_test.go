@@ -105,7 +105,9 @@ func TestExternalKubo(t *testing.T) {
 		}
 		// The push runs after the STORE's file check; wait for the pin (bounded).
 		for {
-			var ls struct{ Keys map[string]struct{ Type string } }
+			var ls struct {
+				Keys map[string]struct{ Type string }
+			}
 			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, api+"/api/v0/pin/ls?type=recursive&arg="+up.FileHash, nil)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
