@@ -184,14 +184,16 @@ func (s *server) multipartUpload(w http.ResponseWriter, r *http.Request, kind up
 			}
 			name = part.FileName()
 			var f *store.File
+			src := newReadAhead(part)
 			switch kind {
 			case uploadStorage:
-				f, err = s.d.Files.AddStorage(r.Context(), part, limit, want)
+				f, err = s.d.Files.AddStorage(r.Context(), src, limit, want)
 			case uploadIPFS:
-				f, err = s.d.Files.AddIPFS(r.Context(), part, limit, want)
+				f, err = s.d.Files.AddIPFS(r.Context(), src, limit, want)
 			default:
-				f, err = s.d.Files.AddCAR(r.Context(), part, limit, want)
+				f, err = s.d.Files.AddCAR(r.Context(), src, limit, want)
 			}
+			src.Close()
 			if err != nil {
 				s.fileError(w, r, "add file", err)
 				return

@@ -27,7 +27,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{Use: "alephbench", Short: "Load and latency benchmarks for a go-aleph node", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newIngestCmd(), newSeedCmd(), newQueryCmd())
+	root.AddCommand(newIngestCmd(), newSeedCmd(), newQueryCmd(), newFilesCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "alephbench:", err)
 		os.Exit(1)
