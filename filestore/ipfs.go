@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	blocks "github.com/ipfs/go-block-format"
 	cid "github.com/ipfs/go-cid"
 
 	"github.com/go-aleph/go-aleph/unixfs"
@@ -135,14 +136,20 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // root and the CIDs of the blocks once all are written.
 func (s *Store) importFile(ctx context.Context, op *addOp, r io.Reader, p unixfs.Profile) ([]cid.Cid, cid.Cid, error) {
 	w := s.newBlockWriter(ctx, op, true)
-	nd, err := unixfs.Import(ctx, r, p, &trackDAG{DAGService: s.dag, w: w})
+	root, _, err := unixfs.Build(ctx, r, p, func(c cid.Cid, data []byte) error {
+		b, err := blocks.NewBlockWithCid(data, c)
+		if err != nil {
+			return err
+		}
+		return w.put(b)
+	})
 	if cerr := w.close(); err == nil && cerr != nil {
 		err = fmt.Errorf("write blocks: %w", cerr)
 	}
 	if err != nil {
 		return nil, cid.Undef, err
 	}
-	return w.cids, nd.Cid(), nil
+	return w.cids, root, nil
 }
 
 // finishFile makes the blocks durable, then writes the root's manifest.

@@ -12,7 +12,6 @@ import (
 	"github.com/ipfs/boxo/datastore/dshelp"
 	blocks "github.com/ipfs/go-block-format"
 	cid "github.com/ipfs/go-cid"
-	ipld "github.com/ipfs/go-ipld-format"
 	mh "github.com/multiformats/go-multihash"
 )
 
@@ -120,26 +119,6 @@ func (w *blockWriter) close() error {
 	return w.failed()
 }
 
-// trackDAG is the DAG service an import writes to: its blocks go to a
-// blockWriter, which records their CIDs for the manifest.
-type trackDAG struct {
-	ipld.DAGService // reads (the balanced importer does none)
-	w               *blockWriter
-}
-
-func (t *trackDAG) Add(_ context.Context, n ipld.Node) error { return t.w.put(n) }
-
-func (t *trackDAG) AddMany(_ context.Context, ns []ipld.Node) error {
-	for _, n := range ns {
-		if err := t.w.put(n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-var _ ipld.DAGService = (*trackDAG)(nil)
-
 // writeBlock stores a block as the file flatfs (and kubo) would:
 // blocks/<shard>/<base32 multihash>.data, shard next-to-last/2, through a
 // temporary file in the writer slot's directory. With sync on, it starts the
@@ -216,7 +195,9 @@ func (s *Store) mkBlockDir(dir string) error {
 	}
 	err := os.Mkdir(dir, 0o755)
 	switch {
-	case err == nil:
+	case err == nil && !haveSyncfs:
+		// With syncfs, the add's final sync covers the new entry (before the
+		// manifest names anything in it).
 		if err := s.syncDir(filepath.Dir(dir)); err != nil {
 			return err
 		}

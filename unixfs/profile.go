@@ -1,10 +1,12 @@
 // Package unixfs computes IPFS-compatible content identifiers: the CID that
 // `ipfs add` prints for a file, under the chunking profiles Aleph nodes meet in
 // practice (kubo's CIDv0 default, kubo's --cid-version=1, and IPIP-499's
-// unixfs-v1-2025). It builds the UnixFS DAG with boxo's balanced importer, so the
+// unixfs-v1-2025). Sum, Import and Verify run boxo's balanced importer, so the
 // encoding is boxo's own; this package pins the parameters, streams the input in
 // constant memory when the blocks are not wanted, and verifies a reader against an
-// expected CID (item_type "ipfs" in the protocol).
+// expected CID (item_type "ipfs" in the protocol). Build, for storing blocks,
+// produces boxo's blocks byte for byte with its own encoder (tested against boxo
+// on every layout edge), hashing leaves on several cores.
 package unixfs
 
 import (
