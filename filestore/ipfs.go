@@ -15,15 +15,6 @@ import (
 	"github.com/go-aleph/go-aleph/unixfs"
 )
 
-// candidates are the profiles that can give c, as unixfs.Verify tries them:
-// a CIDv0 only comes from KuboV0, a CIDv1 from KuboV1 or V1_2025.
-func candidates(c cid.Cid) []unixfs.Profile {
-	if c.Version() == 0 {
-		return []unixfs.Profile{unixfs.KuboV0}
-	}
-	return []unixfs.Profile{unixfs.KuboV1, unixfs.V1_2025}
-}
-
 func (s *Store) addUnixFS(ctx context.Context, r io.Reader, limit int64, want string, p *unixfs.Profile) (Info, error) {
 	wantCID, err := parseWantCID(want)
 	if err != nil {
@@ -40,7 +31,7 @@ func (s *Store) addUnixFS(ctx context.Context, r io.Reader, limit int64, want st
 		}
 		profiles = []unixfs.Profile{*p}
 	case want != "":
-		profiles = candidates(wantCID)
+		profiles = unixfs.Candidates(wantCID)
 	default:
 		profiles = []unixfs.Profile{unixfs.KuboV0}
 	}

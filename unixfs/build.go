@@ -229,10 +229,8 @@ func encodeLeaf(p Profile, buf []byte, hdr int, data []byte) leaf {
 
 func sha256Multihash(b []byte) mh.Multihash {
 	sum := sha256.Sum256(b)
-	out := make([]byte, 2+sha256.Size)
-	out[0], out[1] = mh.SHA2_256, sha256.Size
-	copy(out[2:], sum[:])
-	return out
+	h, _ := mh.Encode(sum[:], mh.SHA2_256) // cannot fail: a known code and its digest length
+	return h
 }
 
 // nodeCID is the CID of a dag-pb block under the profile's version.

@@ -53,10 +53,11 @@ func ParseCID(s string) (cid.Cid, error) {
 	return c, nil
 }
 
-// candidates returns the profiles that can produce c. A CIDv0 only comes from
+// Candidates returns the profiles that can produce c, in the order Verify tries
+// them. A CIDv0 only comes from
 // KuboV0. A CIDv1 is what `ipfs add --cid-version=1` (KuboV1) or the IPIP-499 profile
 // prints; both use raw leaves, which is the only CIDv1 shape pyaleph re-adds with.
-func candidates(c cid.Cid) []Profile {
+func Candidates(c cid.Cid) []Profile {
 	if c.Version() == 0 {
 		return []Profile{KuboV0}
 	}
@@ -84,7 +85,7 @@ func VerifyContext(ctx context.Context, r io.Reader, want string) error {
 	if r == nil {
 		return fmt.Errorf("unixfs: verify %s: nil reader", want)
 	}
-	ps := candidates(c)
+	ps := Candidates(c)
 	got, err := sumMany(ctx, r, ps)
 	if err != nil {
 		return fmt.Errorf("unixfs: verify %s: %w", want, err)
