@@ -81,6 +81,7 @@ func run(args []string) error {
 		defer rcancel()
 		go r.Run(rctx)
 		opts.Processes = r
+		opts.ResolvConf = "/etc/resolv.conf"
 	}
 	err := guest.New(opts).Run(ctx)
 	if err != nil && ctx.Err() != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sort"
 	"sync"
 
@@ -70,6 +71,9 @@ type Spec struct {
 	StateDir string
 	// Console receives the guest's console output (stdout and stderr), if set.
 	Console io.Writer
+	// GuestAPI, if set, is served to the guest (and nothing else of the
+	// host is): on /run/aleph/api.sock in a sandbox, over vsock in a VM.
+	GuestAPI http.Handler
 }
 
 // Validate reports the first problem that makes the spec unusable.

@@ -76,6 +76,9 @@ type Options struct {
 	Mounter Mounter
 	// SetHostname sets the hostname; nil skips it (not permitted here).
 	SetHostname func(name string) error
+	// ResolvConf, if set, is where the configuration's DNS servers are
+	// written (the host sets up the network, not the resolver).
+	ResolvConf string
 	// Sync flushes filesystems on halt; nil skips it.
 	Sync func()
 	// Env is the base environment of the program; default os.Environ().

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,6 +80,11 @@ func (a *Agent) configure(ctx context.Context, cfg *protocol.Configuration) (*ap
 	}
 	if cfg.IP != "" || cfg.IPv6 != "" {
 		a.log.Info("network is set up by the host", "ip", cfg.IP, "ipv6", cfg.IPv6)
+	}
+	if a.o.ResolvConf != "" && len(cfg.DNSServers) > 0 {
+		if err := writeResolvConf(a.o.ResolvConf, cfg.DNSServers); err != nil {
+			a.log.Warn("resolv.conf", "err", err)
+		}
 	}
 	if len(cfg.InputData) > 0 {
 		if err := ExtractZip(cfg.InputData, a.o.DataDir, a.o.Zip); err != nil {
@@ -179,4 +185,19 @@ func (a *Agent) setupASGI(cfg *protocol.Configuration) (string, error) {
 		return cfg.Entrypoint + ":app", nil
 	}
 	return cfg.Entrypoint, nil
+}
+
+// writeResolvConf lists the nameservers, skipping anything that is not an IP
+// address so that the host cannot inject resolver options.
+func writeResolvConf(path string, servers []string) error {
+	var b strings.Builder
+	for _, s := range servers {
+		if ip := net.ParseIP(s); ip != nil {
+			fmt.Fprintf(&b, "nameserver %s\n", ip)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -192,6 +194,11 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (_ executor.I
 			return nil, fmt.Errorf("transport: %w", err)
 		}
 	}
+	if spec.GuestAPI != nil {
+		if err := in.serveGuestAPI(spec.GuestAPI); err != nil {
+			return nil, err
+		}
+	}
 	bundle := filepath.Join(state, "bundle")
 	if err := writeConfig(bundle, buildSpec(p)); err != nil {
 		return nil, err
@@ -335,6 +342,7 @@ type Instance struct {
 	cmd       *exec.Cmd
 	mounts    mounter
 	transport protocol.Transport
+	api       *http.Server
 	console   *ring
 
 	done    chan struct{}
@@ -347,6 +355,31 @@ type Instance struct {
 }
 
 var _ executor.Instance = (*Instance)(nil)
+
+// GuestAPISocket is the guest API's socket name in the run dir, which the
+// guest sees as /run/aleph/api.sock.
+const GuestAPISocket = "api.sock"
+
+// serveGuestAPI listens on the run dir's api.sock before the container
+// starts, so that the program finds it from its first instruction.
+func (in *Instance) serveGuestAPI(h http.Handler) error {
+	p := filepath.Join(in.RunDir(), GuestAPISocket)
+	_ = os.Remove(p)
+	ln, err := net.Listen("unix", p)
+	if err != nil {
+		return fmt.Errorf("guest api: %w", err)
+	}
+	in.api = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(in.exec.cfg.Logger.Handler(), slog.LevelDebug)}
+	go func() { _ = in.api.Serve(ln) }()
+	return nil
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
 
 // ContainerID is the runtime's name for the container.
 func (in *Instance) ContainerID() string { return in.id }
@@ -455,6 +488,10 @@ func (in *Instance) release() error {
 	var errs []error
 	if in.transport != nil {
 		errs = append(errs, in.transport.Close())
+	}
+	if in.api != nil {
+		// Programs are gone: nothing in flight is worth waiting for.
+		errs = append(errs, ignoreClosed(in.api.Close()))
 	}
 	errs = append(errs, in.mounts.unmountAll())
 	if err := removeAll(in.state); err != nil {
