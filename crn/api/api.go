@@ -69,8 +69,13 @@ type Deps struct {
 	PublicConfig any
 	// Settings is served by /about/config to a logged-in operator.
 	Settings any
-	Now      func() time.Time
-	Log      *slog.Logger
+	// Control serves the owner's /control/machine/{ref}/… routes; nil: 503.
+	Control Control
+	// Authorized reports whether sender may control the VMs of owner besides
+	// owner itself (ownerauth.Authorizer.Authorized); nil: only the owner.
+	Authorized func(ctx context.Context, owner, sender string) (bool, error)
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
 // server holds what handlers share.
@@ -98,6 +103,7 @@ func New(d Deps) http.Handler {
 	s.mux.HandleFunc("GET /status/check/version", s.checkVersion)
 	s.mux.HandleFunc("GET /status/check/program", s.checkProgram)
 	s.mux.HandleFunc("GET /status/config", s.statusConfig)
+	s.registerControl()
 	for _, p := range []string{"/about/", "/control/", "/status/", "/v2/"} {
 		s.mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, "no such route: "+r.URL.Path)
