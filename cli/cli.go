@@ -137,6 +137,7 @@ func NewRootCmd(env *Env) *cobra.Command {
 		a.authorizationsCmd(),
 		a.fileCmd(),
 		a.versionCmd(),
+		a.programCmd(),
 	)
 	return root
 }
