@@ -1,7 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -9,15 +13,20 @@ import (
 	"github.com/go-aleph/go-aleph/ccn/config"
 	"github.com/go-aleph/go-aleph/ccn/node"
 	"github.com/go-aleph/go-aleph/chain/all"
+	"github.com/go-aleph/go-aleph/client"
+	crnnode "github.com/go-aleph/go-aleph/crn/node"
 )
 
 func newDevCmd() *cobra.Command {
 	var f nodeFlags
+	var noCRN bool
+	var crnListen string
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "Run a complete local node on embedded defaults (SQLite, API on 127.0.0.1:4024)",
+		Short: "Run a complete local network on embedded defaults (CCN on 127.0.0.1:4024, CRN on 127.0.0.1:4020)",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.load(cmd, config.Dev(filepath.Join(".alephd", "dev")))
+			dir := filepath.Join(".alephd", "dev")
+			cfg, err := f.load(cmd, config.Dev(dir))
 			if err != nil {
 				return err
 			}
@@ -27,16 +36,35 @@ func newDevCmd() *cobra.Command {
 				return err
 			}
 			defer stop()
+			var crn *crnnode.Node
+			defer func() {
+				if crn != nil {
+					_ = closeCRN(crn, log)
+				}
+			}()
 			return runNode(cmd.Context(), cfg, log, func(n *node.Node) error {
 				accts, err := all.DevAccounts(3)
 				if err != nil {
 					return fmt.Errorf("dev accounts: %w", err)
 				}
 				out := cmd.OutOrStdout()
-				fmt.Fprintf(out, "go-aleph dev node %s\n\n  API      %s\n  data     %s\n\n", version, n.URL(), cfg.DatabaseDSN())
+				crnLine := "  CRN      disabled (--no-crn)\n"
+				if !noCRN {
+					crn, err = startDevCRN(cmd.Context(), filepath.Join(cfg.DataDir, "crn"), n.URL(), crnListen, accts[0], log)
+					switch {
+					case err != nil:
+						crnLine = fmt.Sprintf("  CRN      not started: %v\n", err)
+					default:
+						crnLine = fmt.Sprintf("  CRN      %s\n", crn.URL())
+					}
+				}
+				fmt.Fprintf(out, "go-aleph dev network %s\n\n  API      %s\n%s  data     %s\n\n", version, n.URL(), crnLine, cfg.DatabaseDSN())
 				fmt.Fprintln(out, "Dev accounts (deterministic; for local use only, never on a real network):")
 				for i, a := range accts {
 					fmt.Fprintf(out, "  (%d) %-4s %s\n      key %s\n", i, a.Chain, a.Address, a.Secret)
+				}
+				if crn != nil {
+					fmt.Fprintf(out, "\nDeploy a program:  aleph program upload ./mydir run.sh --crn %s\n", crn.URL())
 				}
 				fmt.Fprintln(out, "\nPress Ctrl-C to stop.")
 				return nil
@@ -44,5 +72,48 @@ func newDevCmd() *cobra.Command {
 		},
 	}
 	f.register(cmd, filepath.Join(".alephd", "dev"))
+	cmd.Flags().BoolVar(&noCRN, "no-crn", false, "run the core channel node only")
+	cmd.Flags().StringVar(&crnListen, "crn-listen", "127.0.0.1:4020", "the compute node's listen address")
 	return cmd
+}
+
+// startDevCRN builds the runtime, publishes it and the check program with
+// the first dev account, and starts a compute node on the local CCN.
+func startDevCRN(ctx context.Context, dir, ccnURL, listen string, acct all.DevAccount, log *slog.Logger) (*crnnode.Node, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("sandboxes need root (runc, loop mounts, cgroups): run as root, or pass --no-crn")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	initPath, image, err := devRuntime(ctx, dir, log)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(image)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(f)
+	f.Close()
+	if err != nil {
+		return nil, err
+	}
+	pub, err := crnnode.Bootstrap(ctx, client.New(ccnURL, client.WithSigner(acct.Signer)), acct.Address, b)
+	if err != nil {
+		return nil, err
+	}
+	cfg := crnnode.Dev(dir)
+	cfg.CCN, cfg.Listen, cfg.Init, cfg.Version = ccnURL, listen, initPath, version
+	cfg.DefaultRuntime, cfg.CheckProgram = pub.Runtime, pub.CheckProgram
+	n, err := crnnode.New(ctx, cfg, log.With("node", "crn"))
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(ctx); err != nil {
+		n.Close(context.Background())
+		return nil, err
+	}
+	log.Info("dev compute node", "url", n.URL(), "runtime", pub.Runtime, "check_program", pub.CheckProgram)
+	return n, nil
 }

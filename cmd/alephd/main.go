@@ -43,6 +43,8 @@ func newRootCmd() *cobra.Command {
 		},
 		newCCNCmd(),
 		newDevCmd(),
+		newCRNCmd(),
+		newRuntimeCmd(),
 	)
 	return root
 }

@@ -129,6 +129,13 @@ type Instance interface {
 	Logs() io.Reader
 }
 
+// OOMReporter is implemented by instances that can tell whether the kernel
+// killed one of their processes for memory while PID 1 lives on (the
+// program died, aleph-init did not).
+type OOMReporter interface {
+	OOMKilled() bool
+}
+
 // Executor starts executions.
 type Executor interface {
 	Name() string

@@ -173,6 +173,10 @@ func (p *app) awaitListening(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
+// exitGrace is how long a failed proxy waits for the program's exit to be
+// seen, to tell a dead program (502 and restart) from a bad answer.
+const exitGrace = 300 * time.Millisecond
+
 // handle proxies one scope. An error means the program has exited (no
 // result: the host answers 502); proxy failures are error results.
 func (p *app) handle(ctx context.Context, s *protocol.Scope) (*protocol.Result, error) {
@@ -192,6 +196,14 @@ func (p *app) handle(ctx context.Context, s *protocol.Scope) (*protocol.Result, 
 			return responseResult(resp)
 		}
 		if !isDialError(err) {
+			// A program killed mid-request (OOM, crash) breaks the
+			// connection a moment before the reaper sees it exit.
+			t := time.NewTimer(exitGrace)
+			select {
+			case <-p.exited:
+			case <-t.C:
+			}
+			t.Stop()
 			if xerr := p.exitErr(); xerr != nil {
 				return nil, xerr
 			}

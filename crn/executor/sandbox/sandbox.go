@@ -356,6 +356,11 @@ type Instance struct {
 
 var _ executor.Instance = (*Instance)(nil)
 
+// OOMKilled implements executor.OOMReporter.
+func (in *Instance) OOMKilled() bool {
+	return (cgroupFS{root: in.exec.cfg.CgroupRoot}).oomKilled(in.cgroup)
+}
+
 // GuestAPISocket is the guest API's socket name in the run dir, which the
 // guest sees as /run/aleph/api.sock.
 const GuestAPISocket = "api.sock"
