@@ -7,11 +7,12 @@ BIN      := bin
 
 all: lint test
 
+# Static binaries: aleph-init runs inside program sandboxes with no libc.
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./cmd/...
 
-run:
-	$(GO) run ./cmd/alephd dev
+run: build
+	$(BIN)/alephd dev
 
 # Every test: unit, integration and end-to-end tests (the official TypeScript SDK
 # against a real alephd needs its npm packages, installed by conformance-deps; the

@@ -124,7 +124,7 @@ func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
 
 // runNode starts a node, calls ready with it, and runs until ctx ends (SIGINT or
 // SIGTERM), then shuts down gracefully.
-func runNode(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(*node.Node) error) error {
+func runNode(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(*node.Node) error, beforeClose ...func()) error {
 	node.Version = version
 	n, err := node.New(ctx, cfg, log)
 	if err != nil {
@@ -141,6 +141,9 @@ func runNode(ctx context.Context, cfg config.Config, log *slog.Logger, ready fun
 		}
 	}
 	<-ctx.Done()
+	for _, f := range beforeClose {
+		f()
+	}
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.API.ShutdownTimeout))
 	defer cancel()

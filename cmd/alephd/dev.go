@@ -37,11 +37,13 @@ func newDevCmd() *cobra.Command {
 			}
 			defer stop()
 			var crn *crnnode.Node
-			defer func() {
+			closeIt := func() {
 				if crn != nil {
 					_ = closeCRN(crn, log)
+					crn = nil
 				}
-			}()
+			}
+			defer closeIt() // when the CCN fails after the CRN started
 			return runNode(cmd.Context(), cfg, log, func(n *node.Node) error {
 				accts, err := all.DevAccounts(3)
 				if err != nil {
@@ -68,7 +70,7 @@ func newDevCmd() *cobra.Command {
 				}
 				fmt.Fprintln(out, "\nPress Ctrl-C to stop.")
 				return nil
-			})
+			}, closeIt)
 		},
 	}
 	f.register(cmd, filepath.Join(".alephd", "dev"))

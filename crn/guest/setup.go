@@ -67,7 +67,7 @@ func (a *Agent) configure(ctx context.Context, cfg *protocol.Configuration) (*ap
 	if err != nil {
 		return nil, err
 	}
-	if a.o.SetHostname != nil {
+	if cur, _ := os.Hostname(); a.o.SetHostname != nil && cur != hostname {
 		if err := a.o.SetHostname(hostname); err != nil {
 			a.log.Warn("set hostname", "err", err)
 		}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -489,13 +489,18 @@ func (p *Pool) release(ctx context.Context, ex *execution) {
 	ex.handles = nil
 }
 
-// stateDir is a fresh working directory for one execution.
+// stateDir is a fresh working directory for one execution. Names are short:
+// the guest's Unix sockets live below it, and socket paths are limited to
+// 107 bytes.
 func (p *Pool) stateDir(hash string) string {
-	return filepath.Join(p.cfg.StateDir, fmt.Sprintf("%.16s-%d", hash, p.cfg.Now().UnixNano()))
+	return filepath.Join(p.cfg.StateDir, fmt.Sprintf("%.8s-%s", hash, strconv.FormatUint(p.seq.Add(1), 36)))
 }
+
+// maxStateDir bounds StateDir so that StateDir/<name>/run/control.sock fits
+// in a socket address.
+const maxStateDir = 107 - len("/01234567-zzzzzz/run/control.sock")
 
 func (p *Pool) volumeDir(hash string) string {
 	return filepath.Join(p.cfg.DataDir, "volumes", hash)
 }
 
-var _ = os.ErrNotExist

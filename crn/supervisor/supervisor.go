@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-aleph/go-aleph/client"
@@ -137,6 +138,7 @@ type Pool struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	create chan struct{} // creation slots
+	seq    atomic.Uint64 // execution dir names
 
 	mu         sync.Mutex
 	execs      map[string]*execution // live (starting or running) by hash
@@ -168,6 +170,11 @@ func New(cfg Config) (*Pool, error) {
 		return nil, errors.New("supervisor: no aleph-init binary")
 	case cfg.StateDir == "" || cfg.DataDir == "":
 		return nil, errors.New("supervisor: no state or data dir")
+	}
+	if abs, err := filepath.Abs(cfg.StateDir); err != nil {
+		return nil, fmt.Errorf("supervisor: %w", err)
+	} else if len(abs) > maxStateDir {
+		return nil, fmt.Errorf("supervisor: state dir %s is longer than %d bytes: guest sockets would not fit in a socket address", abs, maxStateDir)
 	}
 	for _, d := range []string{cfg.StateDir, cfg.DataDir, filepath.Join(cfg.DataDir, "volumes")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
