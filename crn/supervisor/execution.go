@@ -503,4 +503,3 @@ const maxStateDir = 107 - len("/01234567-zzzzzz/run/control.sock")
 func (p *Pool) volumeDir(hash string) string {
 	return filepath.Join(p.cfg.DataDir, "volumes", hash)
 }
-
