@@ -209,7 +209,9 @@ func (p *app) handle(ctx context.Context, s *protocol.Scope) (*protocol.Result, 
 			}
 			return errorResult(fmt.Errorf("proxy to program: %w", err)), nil
 		}
-		wait := time.Duration(attempt+1) * p.retry.Backoff
+		// Programs usually listen within milliseconds: poll fast first,
+		// then back off linearly as aleph-vm does.
+		wait := min(5*time.Millisecond<<min(attempt, 10), time.Duration(attempt+1)*p.retry.Backoff)
 		select {
 		case <-p.exited:
 		case <-ctx.Done():

@@ -235,10 +235,12 @@ func (p *Pool) start(ex *execution) (err error) {
 	ex.mu.Lock()
 	ex.times.PreparingAt = p.cfg.Now()
 	ex.mu.Unlock()
+	t0 := time.Now()
 	prog, err := p.cfg.Resolver.Resolve(ctx, ex.hash)
 	if err != nil {
 		return err
 	}
+	tResolved := time.Now()
 	ex.prog = prog
 	if prog.OnPersistent {
 		ex.persistent = true
@@ -259,11 +261,13 @@ func (p *Pool) start(ex *execution) (err error) {
 	ex.mu.Lock()
 	ex.times.PreparedAt, ex.times.StartingAt = now, now
 	ex.mu.Unlock()
+	tPrepared := time.Now()
 
 	inst, err := p.cfg.Executor.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBoot, err)
 	}
+	tStarted := time.Now()
 	ex.inst = inst
 	t := inst.Transport()
 	if t == nil {
@@ -278,6 +282,7 @@ func (p *Pool) start(ex *execution) (err error) {
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInitTimeout, err)
 	}
+	tReady := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConfigTimeout)
 	_, err = awaitOrExit(cctx, inst, func(ctx context.Context) error {
 		return protocol.Configure(ctx, t, cfg)
@@ -289,7 +294,9 @@ func (p *Pool) start(ex *execution) (err error) {
 	ex.mu.Lock()
 	ex.times.StartedAt = p.cfg.Now()
 	ex.mu.Unlock()
-	p.log.Info("program started", "hash", ex.hash, "persistent", ex.persistent, "executor", p.cfg.Executor.Name())
+	p.log.Info("program started", "hash", ex.hash, "persistent", ex.persistent, "executor", p.cfg.Executor.Name(),
+		"resolve", tResolved.Sub(t0), "prepare", tPrepared.Sub(tResolved), "boot", tStarted.Sub(tPrepared),
+		"ready", tReady.Sub(tStarted), "configure", time.Since(tReady))
 	return nil
 }
 

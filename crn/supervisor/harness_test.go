@@ -41,7 +41,7 @@ type artifactSet struct {
 	err, pyErr                              error
 }
 
-func requireSandbox(t *testing.T) {
+func requireSandbox(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("sandbox tests need root")
@@ -56,7 +56,7 @@ func requireSandbox(t *testing.T) {
 	}
 }
 
-func moduleRoot(t *testing.T) string {
+func moduleRoot(t testing.TB) string {
 	t.Helper()
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
@@ -65,7 +65,7 @@ func moduleRoot(t *testing.T) string {
 	return filepath.Dir(strings.TrimSpace(string(out)))
 }
 
-func artifacts(t *testing.T) *artifactSet {
+func artifacts(t testing.TB) *artifactSet {
 	t.Helper()
 	requireSandbox(t)
 	root := moduleRoot(t)
@@ -112,7 +112,7 @@ func (e *buildError) Error() string { return e.err.Error() + ": " + e.out }
 
 // harness is a real CCN, a pool on the sandbox executor and the CRN API.
 type harness struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	c        *client.Client
 	owner    string
@@ -128,7 +128,7 @@ type harness struct {
 
 type harnessOpt func(*supervisor.Config)
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	art := artifacts(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
@@ -243,7 +243,7 @@ func (h *harness) startPool() {
 	})
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
