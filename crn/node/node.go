@@ -112,6 +112,7 @@ type Node struct {
 	log  *slog.Logger
 	cli  *client.Client
 	pool *supervisor.Pool
+	ex   executor.Executor
 	gc   *guestapi.Cache
 	fc   *cache.Cache
 	h    http.Handler
@@ -181,6 +182,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if err != nil {
 		return nil, fmt.Errorf("crn: executor: %w", err)
 	}
+	n.ex = ex
 	execDir := filepath.Join(cfg.StateDir, "executions")
 	if c, ok := ex.(interface {
 		Cleanup(context.Context, string) ([]string, error)
@@ -311,6 +313,9 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, n.pool.Close(ctx))
+	if c, ok := n.ex.(interface{ Close() error }); ok {
+		errs = append(errs, c.Close())
+	}
 	if n.cancel != nil {
 		n.cancel()
 	}

@@ -158,14 +158,23 @@ func BenchmarkWarmThroughput(b *testing.B) {
 // Memory of 100 idle warm programs: the containers' cgroup usage and the
 // host-side runc processes, per program.
 func BenchmarkIdlePrograms(b *testing.B) {
-	h := newHarness(b)
-	code := h.upload(h.goZip("b"), "")
+	b.Run("squashfs", func(b *testing.B) {
+		h := newHarness(b)
+		idlePrograms(b, h, h.upload(h.goSquashfs("b"), ""), message.EncodingSquashfs)
+	})
+	b.Run("zip", func(b *testing.B) {
+		h := newHarness(b)
+		idlePrograms(b, h, h.upload(h.goZip("b"), ""), message.EncodingZip)
+	})
+}
+
+func idlePrograms(b *testing.B, h *harness, code, enc string) {
 	const n = 100
 	cg := "/sys/fs/cgroup/memory/aleph-supervisor-test/memory.usage_in_bytes"
 	before := readInt(cg)
 	var progs []string
 	for i := range n {
-		pc := h.program(code, message.EncodingZip, "server")
+		pc := h.program(code, enc, "server")
 		pc.Variables = map[string]string{"N": strconv.Itoa(i)}
 		progs = append(progs, h.submit(message.TypeProgram, pc))
 	}

@@ -160,6 +160,11 @@ func (h *harness) poolConfig() supervisor.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := ex.Close(); err != nil {
+			t.Errorf("close executor: %v", err)
+		}
+	})
 	fc, err := cache.Open(h.ctx, cache.Config{Dir: filepath.Join(h.dataDir, "cache"), MaxBytes: 1 << 30})
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,13 @@ func (e *Executor) Cleanup(ctx context.Context, stateRoot string) ([]string, err
 	if stateRoot != "" {
 		errs = append(errs, cleanStateRoot(stateRoot))
 	}
+	// Shared images of an earlier run (ours are still in use, if any).
+	e.images.mu.Lock()
+	fresh := len(e.images.m) == 0
+	e.images.mu.Unlock()
+	if fresh {
+		errs = append(errs, cleanStateRoot(e.images.root))
+	}
 	// Cgroups of containers the runtime forgot (its state is on tmpfs);
 	// Remove only succeeds on empty ones.
 	for _, dir := range (cgroupFS{root: e.cfg.CgroupRoot}).controllerDirs(e.cfg.CgroupParent) {

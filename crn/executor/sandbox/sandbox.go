@@ -54,6 +54,9 @@ type Config struct {
 	PidsLimit int64 // default 512
 	// ScratchMiB sizes the tmpfs behind the writable root overlay.
 	ScratchMiB int // default 256
+	// ImageKeep is how long an unused squashfs image (runtime, code,
+	// immutable volume) stays mounted for the next execution.
+	ImageKeep time.Duration // default 10 min
 	// ConsoleBytes is how much console output Logs keeps.
 	ConsoleBytes int // default 64 KiB
 	// UserNS adds a user namespace (container root = host uid 1<<20). Off by
@@ -90,6 +93,9 @@ func (c *Config) defaults() {
 	if c.ScratchMiB == 0 {
 		c.ScratchMiB = 256
 	}
+	if c.ImageKeep == 0 {
+		c.ImageKeep = 10 * time.Minute
+	}
 	if c.ConsoleBytes == 0 {
 		c.ConsoleBytes = 64 << 10
 	}
@@ -106,8 +112,9 @@ var (
 
 // Executor runs executions as OCI containers.
 type Executor struct {
-	cfg Config
-	bin string
+	cfg    Config
+	bin    string
+	images *images
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -122,7 +129,7 @@ func New(cfg Config) (*Executor, error) {
 	if err := os.MkdirAll(cfg.StateRoot, 0o700); err != nil {
 		return nil, fmt.Errorf("runtime state root: %w", err)
 	}
-	return &Executor{cfg: cfg, bin: bin}, nil
+	return &Executor{cfg: cfg, bin: bin, images: &images{root: filepath.Join(cfg.StateRoot, "images"), keep: cfg.ImageKeep}}, nil
 }
 
 // Register adds the backend to r. Settings: "runtime", "state_root",
@@ -236,9 +243,8 @@ func (e *Executor) prepare(ctx context.Context, in *Instance, spec *executor.Spe
 	if fi, err := os.Stat(spec.Runtime); err != nil {
 		return bundleParams{}, fmt.Errorf("runtime: %w", err)
 	} else if !fi.IsDir() {
-		lower = filepath.Join(st, "mnt", "runtime")
-		if err := m.loop(ctx, spec.Runtime, lower, "squashfs", true); err != nil {
-			return bundleParams{}, err
+		if lower, err = in.image(ctx, spec.Runtime); err != nil {
+			return bundleParams{}, fmt.Errorf("runtime: %w", err)
 		}
 	}
 	scratch := filepath.Join(st, "scratch")
@@ -292,8 +298,8 @@ func (e *Executor) prepare(ctx context.Context, in *Instance, spec *executor.Spe
 		p.env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	}
 	if spec.Code != "" {
-		p.codeDir = filepath.Join(st, "mnt", "code")
-		if err := m.loop(ctx, spec.Code, p.codeDir, "squashfs", true); err != nil {
+		var err error
+		if p.codeDir, err = in.image(ctx, spec.Code); err != nil {
 			return bundleParams{}, fmt.Errorf("code: %w", err)
 		}
 	}
@@ -301,10 +307,11 @@ func (e *Executor) prepare(ctx context.Context, in *Instance, spec *executor.Spe
 		dir := filepath.Join(st, "mnt", fmt.Sprintf("vol%d", i))
 		switch v.Kind {
 		case executor.VolumeSquashfs:
-			if err := m.loop(ctx, v.Source, dir, "squashfs", true); err != nil {
+			src, err := in.image(ctx, v.Source)
+			if err != nil {
 				return bundleParams{}, fmt.Errorf("volume %s: %w", v.Mount, err)
 			}
-			p.binds = append(p.binds, bind{src: dir, dst: v.Mount, ro: true})
+			p.binds = append(p.binds, bind{src: src, dst: v.Mount, ro: true})
 		case executor.VolumeExt4:
 			if err := m.loop(ctx, v.Source, dir, "ext4", v.ReadOnly); err != nil {
 				return bundleParams{}, fmt.Errorf("volume %s: %w", v.Mount, err)
@@ -344,6 +351,7 @@ type Instance struct {
 	transport protocol.Transport
 	api       *http.Server
 	console   *ring
+	images    []func() // releases of shared image mounts
 
 	done    chan struct{}
 	err     error // set before done closes
@@ -355,6 +363,19 @@ type Instance struct {
 }
 
 var _ executor.Instance = (*Instance)(nil)
+
+// image mounts a squashfs image (shared) for the execution's lifetime.
+func (in *Instance) image(ctx context.Context, path string) (string, error) {
+	dir, release, err := in.exec.images.acquire(ctx, path)
+	if err != nil {
+		return "", err
+	}
+	in.images = append(in.images, release)
+	return dir, nil
+}
+
+// Close unmounts the shared images no execution uses.
+func (e *Executor) Close() error { return e.images.close() }
 
 // OOMKilled implements executor.OOMReporter.
 func (in *Instance) OOMKilled() bool {
@@ -499,6 +520,10 @@ func (in *Instance) release() error {
 		errs = append(errs, ignoreClosed(in.api.Close()))
 	}
 	errs = append(errs, in.mounts.unmountAll())
+	for _, release := range in.images {
+		release()
+	}
+	in.images = nil
 	if err := removeAll(in.state); err != nil {
 		errs = append(errs, fmt.Errorf("remove state dir: %w", err))
 	}
