@@ -130,6 +130,11 @@ func newHarness(t testing.TB, tweak func(*Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := e.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
 	return &harness{exec: e, cfg: e.cfg, stateRoot: t.TempDir()}
 }
 
@@ -404,6 +409,64 @@ func TestStopLeavesNothing(t *testing.T) {
 		t.Errorf("Err after Stop = %v", in.Err())
 	}
 	assertGone(t, h, in.ContainerID(), spec.StateDir, cg)
+	// The shared image mount outlives the execution until Close.
+	if mps, _ := mountsUnder(h.exec.images.root); len(mps) != 1 {
+		t.Errorf("shared image mounts after stop: %v, want the one image", mps)
+	}
+	if err := h.exec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mps, _ := mountsUnder(h.exec.images.root); len(mps) != 0 {
+		t.Errorf("image mounts left after Close: %v", mps)
+	}
+}
+
+// Two executions of one image share a single read-only mount, which stays
+// while either runs.
+func TestSharedImages(t *testing.T) {
+	h := newHarness(t, nil)
+	img := squashfs(t, runtimeDir(t))
+	sa, sb := h.spec(t, img), h.spec(t, img)
+	sb.StateDir = filepath.Join(h.stateRoot, "exec2")
+	a, ca := h.start(t, sa)
+	b, cb := h.start(t, sb)
+	for _, c := range []*http.Client{ca, cb} {
+		if code, _ := get(t, c, "/"); code != http.StatusOK {
+			t.Fatalf("GET / = %d", code)
+		}
+	}
+	if mps, _ := mountsUnder(h.exec.images.root); len(mps) != 1 {
+		t.Fatalf("image mounts: %v, want one shared", mps)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.exec.Close() != nil || len(mustMounts(t, h.exec.images.root)) != 1 {
+		t.Fatal("Close unmounted an image still in use")
+	}
+	if code, _ := get(t, cb, "/"); code != http.StatusOK {
+		t.Fatalf("the other execution lost its root: %d", code)
+	}
+	if err := b.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.exec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if mps := mustMounts(t, h.exec.images.root); len(mps) != 0 {
+		t.Errorf("image mounts left: %v", mps)
+	}
+}
+
+func mustMounts(t *testing.T, dir string) []string {
+	t.Helper()
+	mps, err := mountsUnder(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mps
 }
 
 // assertGone checks that a container left no trace: runtime state, mounts,
@@ -447,7 +510,12 @@ func TestCleanupAfterCrash(t *testing.T) {
 	_ = in.cmd.Process.Kill()
 	<-in.Done()
 	cg := (cgroupFS{root: h.cfg.CgroupRoot}).controllerDirs(in.CgroupPath())
-	deleted, err := h.exec.Cleanup(ctx, h.stateRoot)
+	// The restarted node: a new executor on the same state.
+	restarted, err := New(h.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := restarted.Cleanup(ctx, h.stateRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,6 +523,9 @@ func TestCleanupAfterCrash(t *testing.T) {
 		t.Errorf("deleted %v, want [%s]", deleted, in.ContainerID())
 	}
 	assertGone(t, h, in.ContainerID(), spec.StateDir, cg)
+	if mps := mustMounts(t, h.exec.images.root); len(mps) != 0 {
+		t.Errorf("shared image mounts left: %v", mps)
+	}
 }
 
 func TestStartRejects(t *testing.T) {
