@@ -323,12 +323,17 @@ func (h *harness) goZip(version string) []byte {
 	return buf.Bytes()
 }
 
-// squashfsOf makes a squashfs image of files (name → content).
+// squashfsOf makes a squashfs image of files (name → content; names ending
+// in "server" are executable).
 func (h *harness) squashfsOf(files map[string]string) []byte {
 	h.t.Helper()
 	dir := h.t.TempDir()
 	for name, content := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, "server") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), mode); err != nil {
 			h.t.Fatal(err)
 		}
 	}
@@ -346,22 +351,11 @@ func (h *harness) squashfsOf(files map[string]string) []byte {
 // goSquashfs packs the Go test server as a squashfs image.
 func (h *harness) goSquashfs(version string) []byte {
 	h.t.Helper()
-	dir := h.t.TempDir()
 	bin, err := os.ReadFile(h.art.goserver)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "server"), bin, 0o755)
-	os.WriteFile(filepath.Join(dir, "version.txt"), []byte(version), 0o644)
-	out := filepath.Join(h.t.TempDir(), "code.squashfs")
-	if b, err := exec.Command("mksquashfs", dir, out, "-quiet", "-noappend", "-all-root").CombinedOutput(); err != nil {
-		h.t.Fatalf("mksquashfs: %v: %s", err, b)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return b
+	return h.squashfsOf(map[string]string{"server": string(bin), "version.txt": version})
 }
 
 // program is a PROGRAM running code (a STORE hash) on the minimal runtime.
