@@ -14,7 +14,6 @@ import (
 
 	crnnode "github.com/go-aleph/go-aleph/crn/node"
 	alephrt "github.com/go-aleph/go-aleph/crn/runtime"
-	"github.com/go-aleph/go-aleph/crn/supervisor"
 )
 
 // crnFlags are the compute node's settings on the command line.
@@ -65,7 +64,7 @@ func newCRNCmd() *cobra.Command {
 				return err
 			}
 			if f.internet {
-				if cfg.Network, err = newNetwork(cmd.Context(), cfg, log); err != nil {
+				if cfg.Network, err = crnnode.NewNetwork(cmd.Context(), cfg.StateDir, log); err != nil {
 					return err
 				}
 			}
@@ -131,8 +130,4 @@ func devRuntime(ctx context.Context, dir string, log *slog.Logger) (initPath, im
 	}
 	log.Info("dev runtime built", "path", res.Path, "sha256", res.SHA256, "size", res.Size, "python", res.Python)
 	return initPath, image, nil
-}
-
-func newNetwork(ctx context.Context, cfg crnnode.Config, log *slog.Logger) (supervisor.Network, error) {
-	return crnnode.NewNetwork(ctx, cfg.StateDir, log)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -92,12 +91,7 @@ func startDevCRN(ctx context.Context, dir, ccnURL, listen string, acct all.DevAc
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(image)
-	if err != nil {
-		return nil, err
-	}
-	b, err := io.ReadAll(f)
-	f.Close()
+	b, err := os.ReadFile(image)
 	if err != nil {
 		return nil, err
 	}

@@ -132,9 +132,6 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	if cfg.Listen == "" {
 		cfg.Listen = def.Listen
 	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = def.IdleTimeout
-	}
 	if cfg.CacheMaxBytes <= 0 {
 		cfg.CacheMaxBytes = def.CacheMaxBytes
 	}

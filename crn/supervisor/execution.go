@@ -35,10 +35,8 @@ type execution struct {
 	times    api.Times
 	inflight int
 	idle     chan struct{} // closed when inflight drops to 0 while stopping
-	lastUse  time.Time
 	timer    *time.Timer
 	stopping bool
-	exitErr  error // why the guest ended, once it has
 
 	stopOnce sync.Once
 	stopped  chan struct{}
@@ -109,7 +107,6 @@ func (ex *execution) end(p *Pool) {
 	ex.mu.Lock()
 	defer ex.mu.Unlock()
 	ex.inflight--
-	ex.lastUse = p.cfg.Now()
 	if ex.inflight > 0 {
 		return
 	}
@@ -274,7 +271,7 @@ func (p *Pool) start(ex *execution) (err error) {
 		return fmt.Errorf("%w: the executor has no transport", errBoot)
 	}
 	rctx, cancel := context.WithTimeout(ctx, p.cfg.ReadyTimeout)
-	_, err = awaitOrExit(rctx, inst, func(ctx context.Context) error {
+	err = awaitOrExit(rctx, inst, func(ctx context.Context) error {
 		_, err := t.AwaitReady(ctx)
 		return err
 	})
@@ -284,7 +281,7 @@ func (p *Pool) start(ex *execution) (err error) {
 	}
 	tReady := time.Now()
 	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConfigTimeout)
-	_, err = awaitOrExit(cctx, inst, func(ctx context.Context) error {
+	err = awaitOrExit(cctx, inst, func(ctx context.Context) error {
 		return protocol.Configure(ctx, t, cfg)
 	})
 	cancel()
@@ -301,18 +298,18 @@ func (p *Pool) start(ex *execution) (err error) {
 }
 
 // awaitOrExit runs f, failing early if the guest ends meanwhile.
-func awaitOrExit(ctx context.Context, inst executor.Instance, f func(context.Context) error) (bool, error) {
+func awaitOrExit(ctx context.Context, inst executor.Instance, f func(context.Context) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res := make(chan error, 1)
 	go func() { res <- f(ctx) }()
 	select {
 	case err := <-res:
-		return false, err
+		return err
 	case <-inst.Done():
 		cancel()
 		<-res
-		return true, exitError(inst)
+		return exitError(inst)
 	}
 }
 
@@ -350,7 +347,6 @@ func (p *Pool) monitor(ex *execution) {
 	<-ex.inst.Done()
 	ex.mu.Lock()
 	stopping := ex.stopping
-	ex.exitErr = ex.inst.Err()
 	ex.mu.Unlock()
 	if stopping {
 		return

@@ -115,7 +115,6 @@ type harness struct {
 	t        testing.TB
 	ctx      context.Context
 	c        *client.Client
-	owner    string
 	pool     *supervisor.Pool
 	api      *httptest.Server
 	ccnURL   string
@@ -138,7 +137,7 @@ func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	ccn := nodetest.Start(t)
-	h := &harness{t: t, ctx: ctx, c: client.New(ccn, client.WithSigner(acc)), owner: acc.Address(),
+	h := &harness{t: t, ctx: ctx, c: client.New(ccn, client.WithSigner(acc)),
 		ccnURL: ccn, dataDir: t.TempDir(), art: art}
 	h.runtime = h.uploadFile(art.runtime, "")
 	h.cfg = h.poolConfig()

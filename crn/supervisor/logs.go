@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"sync"
@@ -96,7 +97,7 @@ func (p *Pool) buffer(hash string, create bool) *logBuffer {
 // console is the writer the executor sends the guest's console to.
 func (p *Pool) console(hash string) io.Writer {
 	b := p.buffer(hash, true)
-	if p.cfg.Log.Enabled(context.Background(), -4) {
+	if p.cfg.Log.Enabled(context.Background(), slog.LevelDebug) {
 		return io.MultiWriter(b, prefixWriter{w: os.Stderr, prefix: fmt.Sprintf("[vm %.8s] ", hash)})
 	}
 	return b

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 
 	"github.com/go-aleph/go-aleph/crn/cache"
@@ -239,5 +238,3 @@ func labelFor(name string) string {
 	}
 	return l
 }
-
-var _ = strconv.Itoa
