@@ -73,7 +73,7 @@ type Config struct {
 	DefaultRuntime string
 	// NodeKey is the hex secp256k1 key the guest API signs with; empty: the
 	// key in DataDir/node.key, created on first start.
-	NodeKey string
+	NodeKey string `json:"-"` // never served by /about/config
 	// Discover lists the CCN's programs at start, so that persistent ones
 	// run (dev networks; production nodes get theirs from the scheduler).
 	Discover bool
