@@ -31,7 +31,7 @@ func removeNSFile(path string) error {
 }
 
 // ifNameOK accepts what the kernel accepts as an interface name, minus
-// characters that would need quoting in nft or ip batch input.
+// characters that would make log lines and nft listings ambiguous.
 func ifNameOK(s string) bool {
 	if s == "" || len(s) > 15 || s == "." || s == ".." {
 		return false

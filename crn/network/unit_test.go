@@ -3,9 +3,8 @@ package network
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 )
@@ -73,11 +72,11 @@ func TestSubnet(t *testing.T) {
 		idx  int
 		want string
 	}{
-		{"172.16.0.0/12", 0, "172.16.0.0/30"},
-		{"172.16.0.0/12", 1, "172.16.0.4/30"},
-		{"172.16.0.0/12", 64, "172.16.1.0/30"},
-		{"172.16.0.0/12", 1<<18 - 1, "172.31.255.252/30"},
-		{"10.0.0.0/30", 0, "10.0.0.0/30"},
+		{"172.16.0.0/12", 0, "172.16.0.0/24"},
+		{"172.16.0.0/12", 4, "172.16.4.0/24"}, // aleph-vm's first vm_id
+		{"172.16.0.0/12", 256, "172.17.0.0/24"},
+		{"172.16.0.0/12", 1<<12 - 1, "172.31.255.0/24"},
+		{"10.0.0.0/24", 0, "10.0.0.0/24"},
 	}
 	for _, tc := range tests {
 		if got := subnet(netip.MustParsePrefix(tc.pool), tc.idx); got.String() != tc.want {
@@ -92,27 +91,43 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 	}{
 		{"no state dir", Config{}},
-		{"space in state dir", Config{StateDir: "/run/a b"}},
+		{"nul in state dir", Config{StateDir: "/run/a\x00b"}},
+		{"state dir too long", Config{StateDir: "/" + strings.Repeat("a", 1100)}},
 		{"ipv6 pool", Config{StateDir: "/run/x", Pool: netip.MustParsePrefix("fd00::/64")}},
-		{"pool too small", Config{StateDir: "/run/x", Pool: netip.MustParsePrefix("10.0.0.0/31")}},
+		{"pool smaller than a /24", Config{StateDir: "/run/x", Pool: netip.MustParsePrefix("10.0.0.0/25")}},
 		{"pool too big", Config{StateDir: "/run/x", Pool: netip.MustParsePrefix("0.0.0.0/0")}},
+		{"first index past the pool", Config{StateDir: "/run/x", Pool: netip.MustParsePrefix("10.0.0.0/22")}},
+		{"negative first index", Config{StateDir: "/run/x", FirstIndex: -1}},
 		{"bad table", Config{StateDir: "/run/x", Table: "a;flush ruleset"}},
 		{"bad prefix", Config{StateDir: "/run/x", IfPrefix: "al vm"}},
-		{"prefix too long", Config{StateDir: "/run/x", IfPrefix: "abcdefghijk"}},
+		{"prefix too long", Config{StateDir: "/run/x", IfPrefix: "abcdefghijkl"}},
 		{"bad uplink", Config{StateDir: "/run/x", Uplink: `eth0" accept`}},
+		{"uplink is ours", Config{StateDir: "/run/x", Uplink: "alvm7"}},
 		{"ipv6 dns", Config{StateDir: "/run/x", DNS: []netip.Addr{netip.MustParseAddr("2001:db8::1")}}},
+		{"too many dns", Config{StateDir: "/run/x", DNS: make([]netip.Addr, 17)}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Uplink = cmpOr(tc.cfg.Uplink, "lo")
-			_, err := New(tc.cfg)
-			if errors.Is(err, ErrMissing) {
-				t.Skip("ip/nft/nsenter/unshare not installed")
-			}
-			if !errors.Is(err, ErrBadConfig) {
+			if _, err := New(tc.cfg); !errors.Is(err, ErrBadConfig) {
 				t.Fatalf("New: got %v, want ErrBadConfig", err)
 			}
 		})
+	}
+}
+
+func TestConfigDefaults(t *testing.T) {
+	m, err := New(Config{StateDir: "rel/dir", Uplink: "lo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.cfg
+	if c.Pool != DefaultPool || c.FirstIndex != DefaultFirstIndex || c.Table != DefaultTable ||
+		c.IfPrefix != DefaultIfPrefix || !strings.HasPrefix(c.StateDir, "/") || m.size != 4096 {
+		t.Errorf("defaults not applied: %+v size %d", c, m.size)
+	}
+	if _, err := New(Config{StateDir: "/run/x", Uplink: "no-such-if0"}); !errors.Is(err, ErrNoUplink) {
+		t.Errorf("missing uplink: got %v, want ErrNoUplink", err)
 	}
 }
 
@@ -123,68 +138,81 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-func TestBadIDs(t *testing.T) {
+func TestBadInput(t *testing.T) {
 	m, err := New(Config{StateDir: t.TempDir(), Uplink: "lo"})
-	if errors.Is(err, ErrMissing) {
-		t.Skip("ip/nft/nsenter/unshare not installed")
-	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"", ".", "..", "../x", "a/b", "-x", "a b", strings.Repeat("a", 201)} {
-		if _, err := m.Prepare(context.Background(), id); !errors.Is(err, ErrBadID) {
+	for _, id := range []string{"", ".", "..", "../x", "a/b", "-x", "a b", "a\x00", strings.Repeat("a", 201)} {
+		if _, err := m.Prepare(context.Background(), id, ModeNetns); !errors.Is(err, ErrBadID) {
 			t.Errorf("Prepare(%q): got %v, want ErrBadID", id, err)
 		}
 	}
+	for _, mode := range []Mode{0, 3, -1} {
+		if _, err := m.Prepare(context.Background(), "ok", mode); !errors.Is(err, ErrBadMode) {
+			t.Errorf("Prepare(mode %v): got %v, want ErrBadMode", mode, err)
+		}
+	}
 	if len(m.byIdx) != 0 {
-		t.Errorf("bad ids reserved addresses: %d", len(m.byIdx))
+		t.Errorf("bad input reserved addresses: %d", len(m.byIdx))
 	}
 }
 
 func TestOurs(t *testing.T) {
 	m := &Manager{cfg: Config{IfPrefix: "alvm"}}
-	for name, want := range map[string]bool{"alvm0": true, "alvm262143": true, "alvm": false,
-		"alvmx": false, "alvm1a": false, "xalvm1": false, "eth0": false} {
+	for name, want := range map[string]bool{"alvm0": true, "alvm4095": true, "alvm": false,
+		"alvmx": false, "alvm1a": false, "xalvm1": false, "eth0": false, "alvm-1": false} {
 		if got := m.ours(name); got != want {
 			t.Errorf("ours(%q) = %v", name, got)
 		}
 	}
 }
 
-func TestRulesetParses(t *testing.T) {
-	m := &Manager{cfg: Config{Table: "aleph_net", IfPrefix: "alvm", Uplink: "eth0", Pool: DefaultPool}, ruleIn: "alvm*"}
-	n := &Net{Interface: "alvm3", GuestIP: netip.MustParseAddr("172.16.0.14")}
-	rs := m.ruleset([]*Net{n})
-	for _, want := range []string{`"alvm3" . 172.16.0.14`, `oifname "eth0" masquerade`, "ip saddr 172.16.0.0/12",
-		`iifname "alvm*" drop`} {
-		if !strings.Contains(rs, want) {
-			t.Errorf("ruleset lacks %q:\n%s", want, rs)
-		}
+func TestOverlaps(t *testing.T) {
+	taken := []netip.Prefix{
+		netip.MustParsePrefix("172.17.0.0/16"),   // docker0
+		netip.MustParsePrefix("172.16.9.128/25"), // part of a /24
+		netip.MustParsePrefix("172.20.1.7/32"),   // a host route
+		netip.MustParsePrefix("10.0.0.0/8"),
 	}
-	nft, err := exec.LookPath("nft")
-	if err != nil {
-		t.Skip("nft not installed: syntax not checked")
+	tests := []struct {
+		p    string
+		want bool
+	}{
+		{"172.16.4.0/24", false},
+		{"172.17.0.0/24", true},
+		{"172.17.255.0/24", true},
+		{"172.18.0.0/24", false},
+		{"172.16.9.0/24", true},
+		{"172.20.1.0/24", true},
+		{"172.20.2.0/24", false},
 	}
-	cmd := exec.Command(nft, "-c", "-f", "-")
-	cmd.Stdin = strings.NewReader(rs)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if os.Geteuid() != 0 {
-			t.Skipf("nft -c needs root here (%v: %s)", err, out)
+	for _, tc := range tests {
+		if got := overlaps(netip.MustParsePrefix(tc.p), taken); got != tc.want {
+			t.Errorf("overlaps(%s) = %v, want %v", tc.p, got, tc.want)
 		}
-		t.Fatalf("nft -c rejects the ruleset: %v: %s", err, out)
 	}
 }
 
-func TestCmdError(t *testing.T) {
-	m := &Manager{}
-	err := m.run(context.Background(), "line1\nline2\n", "sh", "-c", "echo boom >&2; exit 3")
-	var ce *CmdError
-	if !errors.As(err, &ce) {
-		t.Fatalf("got %T %v", err, err)
+func TestModeAndMAC(t *testing.T) {
+	for m, want := range map[Mode]string{ModeNetns: "netns", ModeTap: "tap", 7: "mode(7)"} {
+		if got := m.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", int(m), got, want)
+		}
 	}
-	for _, want := range []string{"sh -c", "exit status 3", "boom", "line1; line2"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("%q lacks %q", err, want)
+	mac, err := net.ParseMAC(GuestMAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mac[0]&2 == 0 || mac[0]&1 != 0 {
+		t.Errorf("GuestMAC %s must be locally administered unicast", mac)
+	}
+}
+
+func TestIPv4Mask(t *testing.T) {
+	for bits, want := range map[int]string{8: "ff000000", 12: "fff00000", 24: "ffffff00", 20: "fffff000"} {
+		if got := net.IPMask(ipv4Mask(bits)).String(); got != want {
+			t.Errorf("ipv4Mask(%d) = %s, want %s", bits, got, want)
 		}
 	}
 }

@@ -27,7 +27,7 @@ func NewNetwork(ctx context.Context, stateDir string, log *slog.Logger) (supervi
 }
 
 func (a netAdapter) Attach(ctx context.Context, id string) (*supervisor.NetConfig, error) {
-	n, err := a.m.Prepare(ctx, id)
+	n, err := a.m.Prepare(ctx, id, network.ModeNetns)
 	if err != nil {
 		return nil, err
 	}
