@@ -108,7 +108,7 @@ func closeCRN(n *crnnode.Node, log *slog.Logger) error {
 
 // devRuntime returns the dev network's runtime image, building it (and
 // aleph-init, from the source tree when it is not installed) on first use.
-func devRuntime(ctx context.Context, dir string, log *slog.Logger) (initPath, image string, err error) {
+func devRuntime(ctx context.Context, dir string, python bool, log *slog.Logger) (initPath, image string, err error) {
 	initPath, err = alephrt.FindInit()
 	if err != nil {
 		// `make run` from a checkout: build it from the tree.
@@ -120,10 +120,10 @@ func devRuntime(ctx context.Context, dir string, log *slog.Logger) (initPath, im
 		}
 	}
 	image = filepath.Join(dir, "runtime.squashfs")
-	opts := alephrt.Options{Out: image, Init: initPath, Logger: log}
-	if _, perr := os.Stat("/usr/lib/python3/dist-packages/uvicorn"); perr == nil {
-		opts.Python = true // asgi programs work out of the box when the host has uvicorn
+	if python {
+		image = filepath.Join(dir, "runtime-python.squashfs")
 	}
+	opts := alephrt.Options{Out: image, Init: initPath, Python: python, Logger: log}
 	res, err := alephrt.Build(ctx, opts)
 	if err != nil {
 		return "", "", fmt.Errorf("build the dev runtime: %w", err)

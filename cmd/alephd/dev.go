@@ -19,7 +19,7 @@ import (
 func newDevCmd() *cobra.Command {
 	var f nodeFlags
 	var noCRN bool
-	var crnListen string
+	var dc devCRN
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run a complete local network on embedded defaults (CCN on 127.0.0.1:4024, CRN on 127.0.0.1:4020)",
@@ -51,7 +51,8 @@ func newDevCmd() *cobra.Command {
 				out := cmd.OutOrStdout()
 				crnLine := "  CRN      disabled (--no-crn)\n"
 				if !noCRN {
-					crn, err = startDevCRN(cmd.Context(), filepath.Join(cfg.DataDir, "crn"), n.URL(), crnListen, accts[0], log)
+					dc.dir, dc.ccn, dc.acct = filepath.Join(cfg.DataDir, "crn"), n.URL(), accts[0]
+					crn, err = startDevCRN(cmd.Context(), dc, log)
 					switch {
 					case err != nil:
 						crnLine = fmt.Sprintf("  CRN      not started: %v\n", err)
@@ -74,20 +75,30 @@ func newDevCmd() *cobra.Command {
 	}
 	f.register(cmd, filepath.Join(".alephd", "dev"))
 	cmd.Flags().BoolVar(&noCRN, "no-crn", false, "run the core channel node only")
-	cmd.Flags().StringVar(&crnListen, "crn-listen", "127.0.0.1:4020", "the compute node's listen address")
+	cmd.Flags().StringVar(&dc.listen, "crn-listen", "127.0.0.1:4020", "the compute node's listen address")
+	cmd.Flags().BoolVar(&dc.python, "python", false, "publish the Python runtime (Debian bookworm via debootstrap, cached after the first build) instead of the busybox one")
+	cmd.Flags().StringVar(&dc.executor, "executor", "sandbox", "the compute node's default backend: sandbox or qemu")
 	return cmd
+}
+
+// devCRN is the dev network's compute node.
+type devCRN struct {
+	dir, ccn, listen, executor string
+	python                     bool
+	acct                       all.DevAccount
 }
 
 // startDevCRN builds the runtime, publishes it and the check program with
 // the first dev account, and starts a compute node on the local CCN.
-func startDevCRN(ctx context.Context, dir, ccnURL, listen string, acct all.DevAccount, log *slog.Logger) (*crnnode.Node, error) {
+func startDevCRN(ctx context.Context, o devCRN, log *slog.Logger) (*crnnode.Node, error) {
+	dir, acct := o.dir, o.acct
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("sandboxes need root (runc, loop mounts, cgroups): run as root, or pass --no-crn")
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	initPath, image, err := devRuntime(ctx, dir, log)
+	initPath, image, err := devRuntime(ctx, dir, o.python, log)
 	if err != nil {
 		return nil, err
 	}
@@ -95,12 +106,12 @@ func startDevCRN(ctx context.Context, dir, ccnURL, listen string, acct all.DevAc
 	if err != nil {
 		return nil, err
 	}
-	pub, err := crnnode.Bootstrap(ctx, client.New(ccnURL, client.WithSigner(acct.Signer)), acct.Address, b)
+	pub, err := crnnode.Bootstrap(ctx, client.New(o.ccn, client.WithSigner(acct.Signer)), acct.Address, b)
 	if err != nil {
 		return nil, err
 	}
 	cfg := crnnode.Dev(dir)
-	cfg.CCN, cfg.Listen, cfg.Init, cfg.Version = ccnURL, listen, initPath, version
+	cfg.CCN, cfg.Listen, cfg.Init, cfg.Version = o.ccn, o.listen, initPath, version
 	cfg.DefaultRuntime, cfg.CheckProgram = pub.Runtime, pub.CheckProgram
 	n, err := crnnode.New(ctx, cfg, log.With("node", "crn"))
 	if err != nil {

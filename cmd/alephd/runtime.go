@@ -17,7 +17,7 @@ func newRuntimeCmd() *cobra.Command {
 		Use:   "runtime",
 		Short: "Program runtimes (the read-only root filesystem programs run on)",
 	}
-	cmd.AddCommand(newRuntimeBuildCmd())
+	cmd.AddCommand(newRuntimeBuildCmd(), newRuntimeKernelCmd())
 	return cmd
 }
 
@@ -26,7 +26,7 @@ func newRuntimeBuildCmd() *cobra.Command {
 	var verbose bool
 	cmd := &cobra.Command{
 		Use:   "build",
-		Short: "Build a reproducible runtime squashfs (busybox, aleph-init, CA certificates; --python adds python3 + uvicorn)",
+		Short: "Build a reproducible runtime squashfs (busybox, aleph-init, CA certificates; --python: Debian with python3, fastapi, uvicorn)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			level := slog.LevelWarn
@@ -46,17 +46,24 @@ func newRuntimeBuildCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "path    %s\nsha256  %s\nsize    %d\nfiles   %d\npython  %t\n",
-				res.Path, res.SHA256, res.Size, res.Files, res.Python)
+			w := cmd.OutOrStdout()
+			_, err = fmt.Fprintf(w, "path      %s\nsha256    %s\nsize      %d\nfiles     %d\npython    %t\nmanifest  %s\n",
+				res.Path, res.SHA256, res.Size, res.Files, res.Python, res.Manifest)
+			if err == nil && res.Python {
+				_, err = fmt.Fprintf(w, "packages  %d (python3 %s)\ncached    %t\n", len(res.Packages), res.Packages["python3"], res.Cached)
+			}
 			return err
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.Out, "out", "runtime.squashfs", "squashfs file to write")
 	f.StringVar(&o.Init, "init", "", "static aleph-init binary (default: next to alephd, in PATH, or built from the source tree in the working directory)")
-	f.BoolVar(&o.Python, "python", false, "include python3, uvicorn and fastapi from the host's Debian packages")
-	f.StringVar(&o.Busybox, "busybox", runtime.DefaultBusybox, "static busybox binary (Debian busybox-static)")
-	f.StringVar(&o.CACerts, "ca-certs", runtime.DefaultCACerts, "CA certificate bundle")
+	f.BoolVar(&o.Python, "python", false, "build the Debian runtime (debootstrap minbase + python3, fastapi, uvicorn, msgpack; needs root)")
+	f.StringVar(&o.Suite, "suite", runtime.DefaultSuite, "Debian suite of the --python runtime")
+	f.StringVar(&o.Mirror, "mirror", runtime.DefaultMirror, "Debian mirror of the --python runtime")
+	f.StringVar(&o.CacheDir, "cache-dir", runtime.DefaultCacheDir(), "where the --python runtime's packages and Debian tree are cached")
+	f.StringVar(&o.Busybox, "busybox", runtime.DefaultBusybox, "static busybox binary (Debian busybox-static; minimal runtime)")
+	f.StringVar(&o.CACerts, "ca-certs", runtime.DefaultCACerts, "CA certificate bundle (minimal runtime)")
 	f.BoolVarP(&verbose, "verbose", "v", false, "log progress")
 	return cmd
 }

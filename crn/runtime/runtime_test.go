@@ -150,6 +150,7 @@ func extract(t *testing.T, image string) string {
 func inChroot(t *testing.T, root string, argv ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(testContext(t, time.Minute), argv[0], argv[1:]...)
+	cmd.Path, cmd.Err = argv[0], nil // the runtime's, not the host's
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root}
@@ -168,15 +169,36 @@ func TestBuildReproducible(t *testing.T) {
 	if first.SHA256 != second.SHA256 || first.Size != second.Size {
 		t.Fatalf("two builds differ: %s (%d) and %s (%d)", first.SHA256, first.Size, second.SHA256, second.Size)
 	}
-	// Nothing but the image is left next to it.
+	// Nothing but the image and its manifest is left next to it, and the
+	// manifests are identical too.
+	var manifests [][]byte
 	for _, r := range []*Result{first, second} {
 		names, err := os.ReadDir(filepath.Dir(r.Path))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(names) != 1 {
-			t.Errorf("output dir holds %d entries, want only the image", len(names))
+		if len(names) != 2 || r.Manifest != r.Path+".json" {
+			t.Errorf("output dir holds %v, manifest %s; want the image and its manifest", names, r.Manifest)
 		}
+		b, err := os.ReadFile(r.Manifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		manifests = append(manifests, b)
+	}
+	if !bytes.Equal(manifests[0], manifests[1]) {
+		t.Errorf("manifests differ:\n%s\n%s", manifests[0], manifests[1])
+	}
+	m, err := ReadManifest(first.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	initSum, _ := fileHash(t, o.Init)
+	busyboxSum, _ := fileHash(t, DefaultBusybox)
+	if m.SHA256 != first.SHA256 || m.Size != first.Size || m.Variant != "minimal" || m.AlephInitSHA256 != initSum ||
+		m.BusyboxSHA256 != busyboxSum || m.CACertsSHA256 == "" || m.Suite != "" || len(m.Packages) != 0 ||
+		!strings.HasPrefix(m.BuiltWith["mksquashfs"], "mksquashfs version") {
+		t.Errorf("manifest = %+v", m)
 	}
 }
 
@@ -269,81 +291,6 @@ func TestMinimalRunsInChroot(t *testing.T) {
 	}
 }
 
-func TestPythonRuntime(t *testing.T) {
-	o := minimalOptions(t)
-	o.Python = true
-	res, err := Build(testContext(t, 5*time.Minute), o)
-	if errors.Is(err, ErrNoPython) || errors.Is(err, ErrNoTool) {
-		t.Skipf("python runtime: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("python runtime: %d bytes, %d entries", res.Size, res.Files)
-	// The byte-compiled cache is reproducible too.
-	o.Out = filepath.Join(t.TempDir(), "again.squashfs")
-	if again := build(t, o); again.SHA256 != res.SHA256 {
-		t.Fatalf("two python builds differ: %s and %s", res.SHA256, again.SHA256)
-	}
-	entries := listImage(t, res.Path)
-	for _, p := range []string{"/usr/bin/python3", "/usr/lib/python3/dist-packages/uvicorn/__init__.py", "/lib64",
-		"/usr/sbin/aleph-init", "/usr/bin/busybox"} {
-		if _, ok := entries[p]; !ok {
-			t.Errorf("%s missing", p)
-		}
-	}
-	pyc := 0
-	for p := range entries {
-		if strings.HasPrefix(p, "/usr/lib/python3/dist-packages/uvicorn/__pycache__/__init__.") && strings.HasSuffix(p, ".pyc") {
-			pyc++
-		}
-	}
-	if pyc != 1 {
-		t.Errorf("uvicorn/__pycache__ holds %d __init__ .pyc files, want 1", pyc)
-	}
-	// dpkg's own tar wins over the busybox applet.
-	if e := entries["/usr/bin/tar"]; e.target != "" {
-		t.Errorf("/usr/bin/tar -> %s, want the packaged tar", e.target)
-	}
-	for p := range entries {
-		if strings.HasPrefix(p, "/usr/share/doc/") || strings.HasPrefix(p, "/usr/share/man/") {
-			t.Errorf("%s: docs should be skipped", p)
-		}
-	}
-	needRoot(t)
-	root := extract(t, res.Path)
-	if out := inChroot(t, root, "/usr/bin/python3", "-m", "uvicorn", "--version"); !strings.HasPrefix(out, "Running uvicorn ") {
-		t.Fatalf("uvicorn --version: %q", out)
-	}
-	before := countPyc(t, root)
-	out := inChroot(t, root, "/usr/bin/python3", "-c", "import ssl, uvicorn; print(ssl.create_default_context().cert_store_stats()['x509_ca'] > 0)")
-	if out != "True\n" {
-		t.Errorf("CA certificates not found by python: %q", out)
-	}
-	if after := countPyc(t, root); after != before {
-		t.Errorf("importing uvicorn wrote %d .pyc files: the bytecode cache was not used", after-before)
-	}
-	// No staging path in any file (pyc file names are set with -p /).
-	if out, err := exec.Command("grep", "-rl", "runtime-stage", root).Output(); err == nil {
-		t.Errorf("staging path in: %s", out)
-	}
-}
-
-func countPyc(t *testing.T, root string) int {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && strings.HasSuffix(p, ".pyc") {
-			n++
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
 // dynamicELF finds a dynamically linked executable on the host.
 func dynamicELF(t *testing.T) string {
 	t.Helper()
@@ -389,6 +336,14 @@ func TestBadInputsRefused(t *testing.T) {
 		{"missing certificates", func(o *Options) { o.CACerts = filepath.Join(dir, "ca.crt") }, fs.ErrNotExist, "ca certificates"},
 		{"no init", func(o *Options) { o.Init = "" }, nil, "no aleph-init"},
 		{"no output", func(o *Options) { o.Out = "" }, nil, "no output path"},
+		{"bad suite", func(o *Options) { o.Python, o.Suite = true, "../etc" }, ErrInvalid, `suite "../etc"`},
+		{"long suite", func(o *Options) { o.Python, o.Suite = true, strings.Repeat("a", 65) }, ErrInvalid, "suite"},
+		{"ftp mirror", func(o *Options) { o.Python, o.Mirror = true, "ftp://deb.debian.org/debian" }, ErrInvalid, "want an http, https or file URL"},
+		{"mirror with a space", func(o *Options) { o.Python, o.Mirror = true, "http://deb.debian.org/debian main" }, ErrInvalid, "spaces"},
+		{"mirror without host", func(o *Options) { o.Python, o.Mirror = true, "http:///debian" }, ErrInvalid, "no host"},
+		{"mirror with query", func(o *Options) { o.Python, o.Mirror = true, "http://deb.debian.org/debian?x=1" }, ErrInvalid, "no query"},
+		{"relative file mirror", func(o *Options) { o.Python, o.Mirror = true, "file:mirror" }, ErrInvalid, "file:///"},
+		{"huge mirror", func(o *Options) { o.Python, o.Mirror = true, "http://x/"+strings.Repeat("a", 1100) }, ErrInvalid, "longer than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -464,39 +419,5 @@ func TestCanonical(t *testing.T) {
 		if got := canonical(tt.in); got != tt.want {
 			t.Errorf("canonical(%q) = %q, want %q", tt.in, got, tt.want)
 		}
-	}
-}
-
-func TestDependencyClosure(t *testing.T) {
-	out := []byte(strings.Join([]string{
-		"app:amd64\tapp\tamd64\tinstall ok installed\tlibx (>= 1), py:any | py2, virt\tpre\t",
-		"libx:amd64\tlibx\tamd64\tinstall ok installed\tlibc6\t\t",
-		"libx:i386\tlibx\ti386\tinstall ok installed\tlibc6-i386\t\t",
-		"libc6:amd64\tlibc6\tamd64\tinstall ok installed\t\t\t",
-		"py\tpy\tall\tinstall ok installed\t\t\t",
-		"py2\tpy2\tall\tinstall ok installed\t\t\t",
-		"pre:amd64\tpre\tamd64\tinstall ok installed\tgone | alsogone\t\t",
-		"prov-b\tprov-b\tall\tinstall ok installed\t\t\tvirt (= 2)",
-		"prov-a\tprov-a\tall\tinstall ok installed\t\t\tvirt",
-		"removed\tremoved\tall\tdeinstall ok config-files\t\t\t",
-		"",
-	}, "\n"))
-	pkgs, err := parseInstalled(out, "amd64")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := pkgs["removed"]; ok {
-		t.Error("a removed package counts as installed")
-	}
-	if pkgs["libx"].id != "libx:amd64" {
-		t.Errorf("libx resolved to %s, want the native one", pkgs["libx"].id)
-	}
-	got := dependencyClosure(pkgs, []string{"app"}, slog.New(slog.DiscardHandler))
-	want := []string{"app", "libc6", "libx", "pre", "prov-a", "py"}
-	if !slices.Equal(got, want) {
-		t.Fatalf("closure = %v, want %v", got, want)
-	}
-	if _, err := parseInstalled([]byte("only\ttwo\n"), "amd64"); err == nil {
-		t.Error("malformed dpkg-query line accepted")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path"
 	"path/filepath"
@@ -14,7 +13,9 @@ import (
 )
 
 // tree is the staging root. Every write goes through an os.Root so that a
-// copied symlink can never redirect a write onto the host.
+// symlink in the tree can never redirect a write onto the host, and every
+// write replaces the entry (remove, then create) rather than modifying a
+// file in place: the Debian stage is hard links into the runtime cache.
 type tree struct {
 	dir  string
 	root *os.Root
@@ -29,6 +30,15 @@ func newTree(stage string) (*tree, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &tree{dir: dir, root: r}, nil
+}
+
+// openTree opens an existing staged root (the Debian tree).
+func openTree(dir string) (*tree, error) {
 	r, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, err
@@ -144,107 +154,52 @@ func (t *tree) exists(dst string) bool {
 	return err == nil
 }
 
-// skippedPrefixes are package paths a runtime does not need.
-var skippedPrefixes = []string{
-	"/usr/share/doc/", "/usr/share/man/", "/usr/share/info/", "/usr/share/locale/", "/usr/share/lintian/",
+// mountPoints are the directories the executors mount over or bind into
+// (sandbox and VM alike) and the ones aleph-init writes to. The image is
+// read-only: a missing mount point cannot be created at run time.
+var mountPoints = []struct {
+	path string
+	mode fs.FileMode
+}{
+	{"/proc", 0o555}, {"/sys", 0o555}, {"/dev", 0o755}, {"/tmp", fs.ModeSticky | 0o777}, {"/run", 0o755},
+	{"/run/aleph", 0o755}, {"/opt", 0o755}, {"/opt/code", 0o755}, {"/data", 0o755}, {"/mnt", 0o755},
+	{"/root", 0o700}, {"/var/tmp", fs.ModeSticky | 0o777}, {"/etc/ssl/certs", 0o755},
 }
 
-func skipped(p string) bool {
-	for _, s := range skippedPrefixes {
-		if p+"/" == s || strings.HasPrefix(p, s) {
-			return true
-		}
-	}
-	return false
-}
+// resolvConf is a regular file (never a link) that aleph-init rewrites in
+// the writable layer with the nameservers the host configures.
+const resolvConf = "# written by aleph-init from the node's configuration\n"
 
-// copyHostPaths copies host paths (as dpkg lists them) into the tree:
-// regular files (permission bits only, no setuid), symlinks and directories.
-// The first path to claim a place wins; missing paths (removed conffiles,
-// diversions) are skipped.
-func (t *tree) copyHostPaths(paths []string, log *slog.Logger) error {
-	for _, p := range paths {
-		rel := canonical(p)
-		if rel == "" || skipped(p) {
-			continue
-		}
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			log.Debug("listed but missing on the host", "path", p)
-			continue
-		} else if err != nil {
-			return err
-		}
-		switch {
-		case fi.IsDir():
-			if err := t.mkdirAll(rel); err != nil {
-				return err
-			}
-			mode := fi.Mode().Perm() | fi.Mode()&fs.ModeSticky
-			if err := t.root.Chmod(rel, mode); err != nil {
-				return err
-			}
-		case t.exists(rel):
-			// /bin/x and /usr/bin/x on a merged host: the same file.
-		case fi.Mode()&fs.ModeSymlink != 0:
-			if path.Dir(rel) == "usr" && slices.Contains(mergedDirs, path.Base(rel)) {
-				continue // the host's own /bin → usr/bin; usrMerge makes ours
-			}
-			target, err := os.Readlink(p)
-			if err != nil {
-				return err
-			}
-			if err := t.symlink(target, rel); err != nil {
-				return fmt.Errorf("copy link %s: %w", p, err)
-			}
-		case fi.Mode().IsRegular():
-			if err := t.copyFile(p, rel, fi.Mode().Perm()); err != nil {
-				return fmt.Errorf("copy %s: %w", p, err)
-			}
-		default:
-			log.Debug("skipping special file", "path", p, "mode", fi.Mode())
-		}
-	}
-	return nil
-}
-
-// skeleton lays out /etc, the CA links and the mount points.
+// skeleton lays out the mount points, the files every runtime needs in /etc
+// and the CA links. The minimal runtime also gets its own users and
+// os-release; the Debian one keeps Debian's.
 func (t *tree) skeleton(python bool) error {
-	dirs := []struct {
-		path string
-		mode fs.FileMode
-	}{
-		{"/proc", 0o555}, {"/sys", 0o555}, {"/dev", 0o755}, {"/tmp", fs.ModeSticky | 0o777}, {"/run", 0o755},
-		{"/run/aleph", 0o755}, {"/opt/code", 0o755}, {"/data", 0o755}, {"/mnt", 0o755},
-		{"/root", 0o700}, {"/var/tmp", fs.ModeSticky | 0o777}, {"/etc/ssl/certs", 0o755},
-	}
-	for _, d := range dirs {
+	for _, d := range mountPoints {
 		if err := t.mkdir(d.path, d.mode); err != nil {
 			return fmt.Errorf("mkdir %s: %w", d.path, err)
 		}
 	}
-	variant := "minimal"
-	if python {
-		variant = "python"
-	}
 	files := []struct{ path, content string }{
-		{"/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"},
-		{"/etc/group", "root:x:0:\nnogroup:x:65534:\n"},
 		{"/etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"},
 		{"/etc/hostname", "aleph\n"},
-		// aleph-init writes the nameservers the host configures.
-		{"/etc/resolv.conf", "# written by aleph-init from the node's configuration\n"},
-		{"/etc/nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"},
-		{"/etc/os-release", "NAME=\"go-aleph runtime\"\nID=go-aleph\nPRETTY_NAME=\"go-aleph " + variant +
-			" runtime\"\nVARIANT_ID=" + variant + "\nHOME_URL=\"https://github.com/go-aleph/go-aleph\"\n"},
+		{"/etc/resolv.conf", resolvConf},
+	}
+	if !python {
+		files = append(files, []struct{ path, content string }{
+			{"/etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"},
+			{"/etc/group", "root:x:0:\nnogroup:x:65534:\n"},
+			{"/etc/nsswitch.conf", "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\nprotocols: files\nservices: files\n"},
+			{"/etc/os-release", "NAME=\"go-aleph runtime\"\nID=go-aleph\nPRETTY_NAME=\"go-aleph minimal runtime\"\n" +
+				"VARIANT_ID=minimal\nHOME_URL=\"https://github.com/go-aleph/go-aleph\"\n"},
+		}...)
 	}
 	for _, f := range files {
 		if err := t.writeFile(f.path, f.content, 0o644); err != nil {
 			return fmt.Errorf("write %s: %w", f.path, err)
 		}
 	}
-	// OpenSSL (Python's ssl) looks in /usr/lib/ssl, Debian points it at
-	// /etc/ssl; the openssl package that makes these links is not copied.
+	// OpenSSL (Python's ssl) looks in /usr/lib/ssl, Debian's openssl
+	// package points it at /etc/ssl; the minimal runtime has no openssl.
 	links := []struct{ target, path string }{
 		{GuestCACerts, "/usr/lib/ssl/cert.pem"},
 		{"/etc/ssl/certs", "/usr/lib/ssl/certs"},
