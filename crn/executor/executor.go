@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"sort"
 	"sync"
 
@@ -62,10 +63,13 @@ type Spec struct {
 	MemoryMiB int
 	VCPUs     int
 	// Internet gives the program a network. Networking itself is set up by
-	// the caller, which passes the prepared network namespace in NetNSPath
-	// (sandbox) — without it, Internet is refused.
+	// the caller in the backend's NetworkMode: a prepared network namespace
+	// in NetNSPath (sandbox), or an open tap device in Tap whose guest side
+	// answers at GuestMAC (VMs). Without it, Internet is refused.
 	Internet  bool
 	NetNSPath string
+	Tap       *os.File
+	GuestMAC  string
 	// StateDir is the execution's private working directory on the host;
 	// the backend creates it and removes it on Stop.
 	StateDir string
@@ -136,10 +140,47 @@ type OOMReporter interface {
 	OOMKilled() bool
 }
 
+// NetworkMode is how a backend joins an execution to its network.
+type NetworkMode string
+
+// Network modes.
+const (
+	// NetNamespace: the execution runs in a prepared network namespace.
+	NetNamespace NetworkMode = "netns"
+	// NetTap: the execution (a VM) gets a tap device's file descriptor.
+	NetTap NetworkMode = "tap"
+)
+
 // Executor starts executions.
 type Executor interface {
 	Name() string
+	// Network says what Spec.Internet needs from the caller.
+	Network() NetworkMode
 	Start(ctx context.Context, spec *Spec) (Instance, error)
+}
+
+// VolumeDevices names the block device of each volume of spec as aleph-vm
+// does: vda is the runtime, vdb the code when it is a squashfs drive, then
+// one letter per volume in order. The names go into the guest's
+// configuration; VM backends attach the drives in that order.
+func VolumeDevices(spec *Spec) []string {
+	next := 'b'
+	if spec.Code != "" {
+		next++
+	}
+	out := make([]string, len(spec.Volumes))
+	for i := range spec.Volumes {
+		out[i] = DriveName(int(next-'a') + i)
+	}
+	return out
+}
+
+// DriveName is the name of the i-th virtio disk: vda, ..., vdz, vdaa, ...
+func DriveName(i int) string {
+	if i < 26 {
+		return "vd" + string(rune('a'+i))
+	}
+	return "vd" + string(rune('a'+i/26-1)) + string(rune('a'+i%26))
 }
 
 // ExitError is why an execution ended abnormally.

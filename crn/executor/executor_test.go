@@ -10,6 +10,7 @@ import (
 type fakeExec struct{ name string }
 
 func (f fakeExec) Name() string { return f.name }
+func (f fakeExec) Network() NetworkMode { return NetNamespace }
 func (f fakeExec) Start(context.Context, *Spec) (Instance, error) {
 	return nil, errors.New("not implemented")
 }
@@ -78,5 +79,26 @@ func TestExitError(t *testing.T) {
 	err := fmt.Errorf("run: %w", &ExitError{Status: 137, OOM: true})
 	if !IsOOM(err) || IsOOM(&ExitError{Status: 1}) || IsOOM(ErrStopped) {
 		t.Error("IsOOM wrong")
+	}
+}
+
+func TestVolumeDevices(t *testing.T) {
+	vols := make([]Volume, 3)
+	for _, tc := range []struct {
+		code string
+		want []string
+	}{
+		{"", []string{"vdb", "vdc", "vdd"}},
+		{"/code.squashfs", []string{"vdc", "vdd", "vde"}},
+	} {
+		got := VolumeDevices(&Spec{Code: tc.code, Volumes: vols})
+		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+			t.Errorf("code %q: %v, want %v", tc.code, got, tc.want)
+		}
+	}
+	for i, want := range map[int]string{0: "vda", 25: "vdz", 26: "vdaa", 27: "vdab", 52: "vdba"} {
+		if got := DriveName(i); got != want {
+			t.Errorf("DriveName(%d) = %s, want %s", i, got, want)
+		}
 	}
 }

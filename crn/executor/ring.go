@@ -1,4 +1,4 @@
-package sandbox
+package executor
 
 import (
 	"bytes"
@@ -6,16 +6,18 @@ import (
 	"sync"
 )
 
-// ring keeps the last size bytes written to it: the console tail.
-type ring struct {
+// Ring keeps the last size bytes written to it: the console tail that
+// Instance.Logs returns.
+type Ring struct {
 	mu   sync.Mutex
 	buf  []byte
 	size int
 }
 
-func newRing(size int) *ring { return &ring{size: size} }
+// NewRing keeps up to size bytes.
+func NewRing(size int) *Ring { return &Ring{size: size} }
 
-func (r *ring) Write(p []byte) (int, error) {
+func (r *Ring) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := len(p)
@@ -31,17 +33,17 @@ func (r *ring) Write(p []byte) (int, error) {
 }
 
 // Reader returns a snapshot of the kept bytes.
-func (r *ring) Reader() io.Reader {
+func (r *Ring) Reader() io.Reader {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return bytes.NewReader(bytes.Clone(r.buf))
 }
 
-// lenient forwards writes to w and never fails, so a broken console does not
-// stop the ring (or the copy from the container's pipe).
-type lenient struct{ w io.Writer }
+// Lenient forwards writes to W and never fails, so a broken console does
+// not stop the ring (or the copy from the guest's pipe).
+type Lenient struct{ W io.Writer }
 
-func (l lenient) Write(p []byte) (int, error) {
-	_, _ = l.w.Write(p)
+func (l Lenient) Write(p []byte) (int, error) {
+	_, _ = l.W.Write(p)
 	return len(p), nil
 }

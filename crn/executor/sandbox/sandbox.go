@@ -149,6 +149,9 @@ func Register(r *executor.Registry) error {
 // Name implements executor.Executor.
 func (e *Executor) Name() string { return Name }
 
+// Network implements executor.Executor: containers join a prepared netns.
+func (e *Executor) Network() executor.NetworkMode { return executor.NetNamespace }
+
 // runtimeCmd builds an invocation of the OCI runtime.
 func (e *Executor) runtimeCmd(ctx context.Context, args ...string) *exec.Cmd {
 	global := []string{"--root", e.cfg.StateRoot}
@@ -182,7 +185,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (_ executor.I
 		cgroup:  path.Join(e.cfg.CgroupParent, id),
 		state:   state,
 		done:    make(chan struct{}),
-		console: newRing(e.cfg.ConsoleBytes),
+		console: executor.NewRing(e.cfg.ConsoleBytes),
 	}
 	if err := os.MkdirAll(state, 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
@@ -220,7 +223,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (_ executor.I
 	cmd := e.runtimeCmd(context.WithoutCancel(ctx), append(args, id)...)
 	var out io.Writer = in.console
 	if spec.Console != nil {
-		out = io.MultiWriter(in.console, lenient{spec.Console})
+		out = io.MultiWriter(in.console, executor.Lenient{W: spec.Console})
 	}
 	cmd.Stdin = nil
 	cmd.Stdout, cmd.Stderr = out, out
@@ -350,7 +353,7 @@ type Instance struct {
 	mounts    mounter
 	transport protocol.Transport
 	api       *http.Server
-	console   *ring
+	console   *executor.Ring
 	images    []func() // releases of shared image mounts
 
 	done    chan struct{}

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -59,20 +58,6 @@ func TestHostname(t *testing.T) {
 	}
 	if hostnameFor("not-a-hash") != "aleph-sandbox" {
 		t.Error("fallback hostname")
-	}
-}
-
-func TestRing(t *testing.T) {
-	r := newRing(8)
-	for _, s := range []string{"abc", "defgh", "ij"} {
-		_, _ = r.Write([]byte(s))
-	}
-	if b, _ := io.ReadAll(r.Reader()); string(b) != "cdefghij" {
-		t.Errorf("ring = %q", b)
-	}
-	_, _ = r.Write([]byte("0123456789"))
-	if b, _ := io.ReadAll(r.Reader()); string(b) != "23456789" {
-		t.Errorf("ring = %q", b)
 	}
 }
 
