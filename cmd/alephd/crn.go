@@ -20,6 +20,8 @@ import (
 type crnFlags struct {
 	ccn, listen, domain, dataDir, stateDir, init, ociRuntime string
 	checkProgram, defaultRuntime, logLevel, logFormat        string
+	executor, kernelDir, qemuAccel                           string
+	executors                                                []string
 	idle                                                     time.Duration
 	internet                                                 bool
 }
@@ -32,7 +34,11 @@ func (f *crnFlags) register(cmd *cobra.Command, def crnnode.Config) {
 	fs.StringVar(&f.dataDir, "data-dir", def.DataDir, "cache, persistent volumes and node key")
 	fs.StringVar(&f.stateDir, "state-dir", def.StateDir, "executions' working directories")
 	fs.StringVar(&f.init, "init", "", "aleph-init binary (default: next to alephd, then PATH)")
+	fs.StringVar(&f.executor, "executor", def.Executor, "default backend: sandbox (runc) or qemu (microVMs)")
+	fs.StringSliceVar(&f.executors, "executors", nil, "other backends offered to programs that require one (content.metadata.executor), e.g. qemu")
 	fs.StringVar(&f.ociRuntime, "oci-runtime", "runc", "OCI runtime of the sandbox executor: runc or runsc")
+	fs.StringVar(&f.kernelDir, "kernel-dir", "", "guest kernel of the qemu executor (default: where `alephd runtime kernel` puts it)")
+	fs.StringVar(&f.qemuAccel, "qemu-accel", "auto", "qemu accelerator: auto (KVM if a canary VM boots with it, else TCG), kvm or tcg")
 	fs.StringVar(&f.checkProgram, "check-program", "", "item hash of the program /status/check/program runs")
 	fs.StringVar(&f.defaultRuntime, "default-runtime", "", "runtime STORE hash advertised to clients in /status/config")
 	fs.DurationVar(&f.idle, "idle-timeout", def.IdleTimeout, "stop on-demand programs idle this long")
@@ -45,6 +51,7 @@ func (f *crnFlags) apply(cfg *crnnode.Config) {
 	cfg.CCN, cfg.Listen, cfg.Domain = strings.TrimRight(f.ccn, "/"), f.listen, f.domain
 	cfg.DataDir, cfg.StateDir, cfg.Init, cfg.OCIRuntime = f.dataDir, f.stateDir, f.init, f.ociRuntime
 	cfg.CheckProgram, cfg.DefaultRuntime, cfg.IdleTimeout = f.checkProgram, f.defaultRuntime, f.idle
+	cfg.Executor, cfg.Executors, cfg.KernelDir, cfg.QEMUAccel = f.executor, f.executors, f.kernelDir, f.qemuAccel
 	cfg.Version = version
 }
 
@@ -53,9 +60,10 @@ func newCRNCmd() *cobra.Command {
 	def := crnnode.Default()
 	cmd := &cobra.Command{
 		Use:   "crn",
-		Short: "Run a compute resource node (programs in sandboxes, API on port 4020)",
+		Short: "Run a compute resource node (programs in sandboxes or microVMs, API on port 4020)",
 		Long: "Run a compute resource node: programs published on the core channel node given by --ccn run on " +
-			"demand in sandboxes (runc) and answer on /vm/{item_hash}/ and {base32 hash}.{domain}. Needs root.",
+			"demand in sandboxes (runc) or QEMU microVMs (--executor qemu, after `alephd runtime kernel`) and " +
+			"answer on /vm/{item_hash}/ and {base32 hash}.{domain}. Needs root.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg := def
 			f.apply(&cfg)

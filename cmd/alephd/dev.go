@@ -112,6 +112,7 @@ func startDevCRN(ctx context.Context, o devCRN, log *slog.Logger) (*crnnode.Node
 	}
 	cfg := crnnode.Dev(dir)
 	cfg.CCN, cfg.Listen, cfg.Init, cfg.Version = o.ccn, o.listen, initPath, version
+	cfg.Executor = o.executor
 	cfg.DefaultRuntime, cfg.CheckProgram = pub.Runtime, pub.CheckProgram
 	n, err := crnnode.New(ctx, cfg, log.With("node", "crn"))
 	if err != nil {

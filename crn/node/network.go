@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/go-aleph/go-aleph/crn/executor"
 	"github.com/go-aleph/go-aleph/crn/network"
 	"github.com/go-aleph/go-aleph/crn/supervisor"
 )
@@ -23,11 +24,18 @@ func NewNetwork(ctx context.Context, stateDir string, log *slog.Logger) (supervi
 	if err := m.Cleanup(ctx); err != nil {
 		return nil, fmt.Errorf("crn: network cleanup: %w", err)
 	}
-	return netAdapter{m}, nil
+	return NetworkOf(m), nil
 }
 
-func (a netAdapter) Attach(ctx context.Context, id string) (*supervisor.NetConfig, error) {
-	n, err := a.m.Prepare(ctx, id, network.ModeNetns)
+// NetworkOf is the supervisor's view of a network manager.
+func NetworkOf(m *network.Manager) supervisor.Network { return netAdapter{m} }
+
+func (a netAdapter) Attach(ctx context.Context, id string, mode executor.NetworkMode) (*supervisor.NetConfig, error) {
+	m := network.ModeNetns
+	if mode == executor.NetTap {
+		m = network.ModeTap
+	}
+	n, err := a.m.Prepare(ctx, id, m)
 	if err != nil {
 		return nil, err
 	}
@@ -36,12 +44,14 @@ func (a netAdapter) Attach(ctx context.Context, id string) (*supervisor.NetConfi
 		dns[i] = d.String()
 	}
 	return &supervisor.NetConfig{
-		NSPath:  n.NSPath,
-		IP:      fmt.Sprintf("%s/%d", n.GuestIP, n.Prefix.Bits()),
-		Route:   n.Gateway.String(),
-		DNS:     dns,
-		Network: n.Prefix.String(),
-		HostIP:  n.HostIP.String(),
-		Release: n.Release,
+		NSPath:   n.NSPath,
+		Tap:      n.Tap,
+		GuestMAC: n.GuestMAC.String(),
+		IP:       fmt.Sprintf("%s/%d", n.GuestIP, n.Prefix.Bits()),
+		Route:    n.Gateway.String(),
+		DNS:      dns,
+		Network:  n.Prefix.String(),
+		HostIP:   n.HostIP.String(),
+		Release:  n.Release,
 	}, nil
 }

@@ -54,9 +54,16 @@ type Config struct {
 	CacheMaxBytes int64
 	// Init is the aleph-init binary (default: next to the executable, then PATH).
 	Init string
-	// Executor is the backend name (default "sandbox") and OCIRuntime its
-	// OCI runtime (runc or runsc).
-	Executor, OCIRuntime string
+	// Executor is the default backend ("sandbox", the default, or "qemu");
+	// Executors lists every backend the node offers (default: Executor
+	// alone). A program may require one (content.metadata.executor).
+	Executor  string
+	Executors []string
+	// OCIRuntime is the sandbox's OCI runtime (runc or runsc).
+	OCIRuntime string
+	// KernelDir is the qemu backend's guest kernel (default
+	// kernel.DefaultDir()) and QEMUAccel its accelerator (auto, kvm, tcg).
+	KernelDir, QEMUAccel string
 	// IdleTimeout stops idle on-demand programs (default 10 min).
 	IdleTimeout time.Duration
 	// Limits bound one program; PoolMemoryMiB and PoolVCPUs all of them
@@ -112,7 +119,8 @@ type Node struct {
 	log  *slog.Logger
 	cli  *client.Client
 	pool *supervisor.Pool
-	ex   executor.Executor
+	ex   executor.Executor   // the default backend
+	exs  []executor.Executor // every backend, the default first
 	gc   *guestapi.Cache
 	fc   *cache.Cache
 	h    http.Handler
@@ -169,30 +177,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	}
 	signed := client.New(cfg.CCN, client.WithSigner(signer))
 
-	var reg executor.Registry
-	if err := sandbox.Register(&reg); err != nil {
+	n.exs, err = openExecutors(ctx, cfg, filepath.Join(cfg.StateDir, "executions"), log)
+	if err != nil {
 		return nil, err
 	}
-	exStateRoot := filepath.Join(cfg.StateDir, "oci")
-	ex, err := reg.Get(cfg.Executor, executor.Options{Logger: log, StateRoot: exStateRoot,
-		Settings: map[string]string{"runtime": cfg.OCIRuntime, "state_root": exStateRoot}})
-	if err != nil {
-		return nil, fmt.Errorf("crn: executor: %w", err)
-	}
-	n.ex = ex
+	n.ex = n.exs[0]
+	defer func() {
+		if err != nil {
+			n.closeExecutors()
+		}
+	}()
 	execDir := filepath.Join(cfg.StateDir, "executions")
-	if c, ok := ex.(interface {
-		Cleanup(context.Context, string) ([]string, error)
-	}); ok {
-		if err := os.MkdirAll(execDir, 0o700); err != nil {
-			return nil, err
-		}
-		if gone, err := c.Cleanup(ctx, execDir); err != nil {
-			log.Warn("clean up earlier executions", "err", err)
-		} else if len(gone) > 0 {
-			log.Info("cleaned up earlier executions", "containers", len(gone))
-		}
-	}
 	if n.fc, err = cache.Open(ctx, cache.Config{Dir: filepath.Join(cfg.DataDir, "cache"), MaxBytes: cfg.CacheMaxBytes, Log: log}); err != nil {
 		return nil, fmt.Errorf("crn: %w", err)
 	}
@@ -209,8 +204,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 			n.gc.Close()
 		}
 	}()
+	others := map[string]executor.Executor{}
+	for _, e := range n.exs[1:] {
+		others[e.Name()] = e
+	}
 	scfg := supervisor.Config{
-		Executor: ex,
+		Executor:  n.ex,
+		Executors: others,
 		Resolver: resolve.New(n.cli, cfg.Limits, log),
 		Files:    n.fc,
 		Fetch: func(ctx context.Context, f resolve.File, w io.Writer) error {
@@ -310,9 +310,7 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, n.pool.Close(ctx))
-	if c, ok := n.ex.(interface{ Close() error }); ok {
-		errs = append(errs, c.Close())
-	}
+	errs = append(errs, n.closeExecutors())
 	if n.cancel != nil {
 		n.cancel()
 	}

@@ -15,6 +15,7 @@ package resolve
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -137,6 +138,10 @@ type Program struct {
 	Variables      map[string]string
 	AuthorizedKeys []string
 
+	// Executor is the backend the program requires (content.metadata.executor):
+	// "" (the node's default), "sandbox", "qemu" or ExecutorVM.
+	Executor string
+
 	OnHTTP       bool
 	OnPersistent bool
 	OnMessage    []message.Subscription
@@ -216,6 +221,47 @@ func classify(err, notFound, forgotten, notProcessed error) error {
 	return err
 }
 
+// Executors a program may require in content.metadata.executor. Upstream's
+// FunctionEnvironment forbids extra fields, so the requirement lives in the
+// free-form metadata, which every CCN accepts and upstream CRNs ignore.
+const (
+	ExecutorSandbox = "sandbox"
+	ExecutorQEMU    = "qemu"
+	// ExecutorVM asks for hardware isolation, whichever VM backend the node has.
+	ExecutorVM = "vm"
+)
+
+// executorOf reads metadata.executor.
+func executorOf(meta json.RawMessage) (string, error) {
+	if len(meta) == 0 {
+		return "", nil
+	}
+	var m struct {
+		Executor *json.RawMessage `json:"executor"`
+	}
+	if err := json.Unmarshal(meta, &m); err != nil || m.Executor == nil {
+		return "", nil // metadata is free-form; only our key is ours to check
+	}
+	var s string
+	if err := json.Unmarshal(*m.Executor, &s); err != nil {
+		return "", fmt.Errorf("%w: metadata.executor must be a string", ErrInvalidProgram)
+	}
+	switch s {
+	case ExecutorSandbox, ExecutorQEMU, ExecutorVM:
+		return s, nil
+	case "firecracker":
+		return ExecutorVM, nil
+	}
+	return "", fmt.Errorf("%w: metadata.executor %q: want sandbox, qemu or vm", ErrInvalidProgram, truncateStr(s, 32))
+}
+
+func truncateStr(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
 // fromContent fills everything but the files' hashes and sizes.
 func fromContent(hash, sender string, c *message.ProgramContent) (*Program, error) {
 	p := &Program{
@@ -234,6 +280,11 @@ func fromContent(hash, sender string, c *message.ProgramContent) (*Program, erro
 	if p.Entrypoint == "" {
 		return nil, fmt.Errorf("%w: code.entrypoint is empty", ErrInvalidProgram)
 	}
+	ex, err := executorOf(c.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	p.Executor = ex
 	p.Interface = InterfaceASGI
 	if c.Code.EffectiveInterface() == message.InterfaceBinary {
 		p.Interface = InterfaceExecutable

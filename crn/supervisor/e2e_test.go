@@ -21,8 +21,10 @@ import (
 
 // A static Go HTTP server stored as a program answers, for zip and for
 // squashfs code, on /vm/{hash}/ and on its host name.
-func TestGoServer(t *testing.T) {
-	h := newHarness(t)
+func TestGoServer(t *testing.T) { forEachBackend(t, testGoServer) }
+
+func testGoServer(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	for _, tc := range []struct {
 		enc  string
 		code []byte
@@ -120,8 +122,10 @@ func TestConcurrentRequests(t *testing.T) {
 
 // A crash gives 502 and the next request boots the program again; a
 // request over resources.seconds gives 504.
-func TestCrashAndTimeout(t *testing.T) {
-	h := newHarness(t)
+func TestCrashAndTimeout(t *testing.T) { forEachBackend(t, testCrashAndTimeout) }
+
+func testCrashAndTimeout(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	pc := h.program(h.upload(h.goZip("c"), ""), message.EncodingZip, "server")
 	pc.Resources.Seconds = 1
 	prog := h.submit(message.TypeProgram, pc)
@@ -184,8 +188,10 @@ func TestUpdateAndForget(t *testing.T) {
 
 // A persistent volume keeps a counter across restarts of the program and of
 // the node; an ephemeral one is empty each time.
-func TestPersistentVolume(t *testing.T) {
-	h := newHarness(t)
+func TestPersistentVolume(t *testing.T) { forEachBackend(t, testPersistentVolume) }
+
+func testPersistentVolume(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	pc := h.program(h.upload(h.goZip("p"), ""), message.EncodingZip, "server")
 	pc.Volumes = []message.MachineVolume{
 		{Persistent: &message.PersistentVolume{Mount: "/var/lib/counter", Name: "counter", Persistence: "host", SizeMiB: 8}},
@@ -236,8 +242,10 @@ func TestPersistentVolume(t *testing.T) {
 
 // Going over the memory limit kills the program: the request gets 502 with
 // the reason, the logs say so, and the next request boots it again.
-func TestMemoryLimit(t *testing.T) {
-	h := newHarness(t)
+func TestMemoryLimit(t *testing.T) { forEachBackend(t, testMemoryLimit) }
+
+func testMemoryLimit(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	pc := h.program(h.upload(h.goZip("m"), ""), message.EncodingZip, "server")
 	pc.Resources.Memory = 64
 	prog := h.submit(message.TypeProgram, pc)
@@ -256,8 +264,10 @@ func TestMemoryLimit(t *testing.T) {
 
 // A program sees only its runtime: no host file, not the node's data dir,
 // no host port; the guest API is its only way out.
-func TestIsolation(t *testing.T) {
-	h := newHarness(t)
+func TestIsolation(t *testing.T) { forEachBackend(t, testIsolation) }
+
+func testIsolation(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	secret := filepath.Join(h.dataDir, "secret.txt")
 	if err := os.WriteFile(secret, []byte("host secret"), 0o600); err != nil {
 		t.Fatal(err)
@@ -324,8 +334,10 @@ func clip(s string) string {
 }
 
 // Programs that cannot run are refused with a clear error naming why.
-func TestBadPrograms(t *testing.T) {
-	h := newHarness(t)
+func TestBadPrograms(t *testing.T) { forEachBackend(t, testBadPrograms) }
+
+func testBadPrograms(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	code := h.upload(h.goZip("b"), "")
 	missing := h.program(code, message.EncodingZip, "no-such-binary")
 	// The CCN refuses refs to unknown STOREs, so an unknown runtime is a
@@ -406,8 +418,10 @@ func (h *harness) postOn(channel, content string) string {
 }
 
 // A Python ASGI app answers, run by uvicorn from the Python runtime.
-func TestASGI(t *testing.T) {
-	h := newHarness(t)
+func TestASGI(t *testing.T) { forEachBackend(t, testASGI) }
+
+func testASGI(t *testing.T, backend string) {
+	h := newHarness(t, onBackend(t, backend))
 	if h.art.pyErr != nil {
 		t.Skipf("python runtime: %v", h.art.pyErr)
 	}
@@ -422,6 +436,44 @@ func TestASGI(t *testing.T) {
 	want := fmt.Sprintf("hello from asgi POST /py vm=%s body=data", mustHostname(t, prog))
 	if status != 200 || body != want || hdr.Get("X-Test") != "asgi" {
 		t.Fatalf("asgi: %d %q %v; want %q", status, body, hdr, want)
+	}
+}
+
+// Programs with environment.internet reach a server in a namespace the
+// test created, through the node's NAT and with its resolvers; programs
+// without cannot; nothing of the network is left once they stop.
+func TestInternet(t *testing.T) { forEachBackend(t, testInternet) }
+
+func testInternet(t *testing.T, backend string) {
+	netOpt, inet := withInternet(t)
+	h := newHarness(t, onBackend(t, backend), netOpt)
+	code := h.upload(h.goZip("n"), "")
+	online := h.program(code, message.EncodingZip, "server")
+	online.Environment.Internet = true
+	on := h.submit(message.TypeProgram, online)
+	status, body, _ := h.get(on, "/fetch?url="+inet.url)
+	if status != 200 || !strings.HasPrefix(body, "fake internet saw "+inetHostIP+":") {
+		t.Fatalf("online program: %d %q (want the request NATed from %s)", status, body, inetHostIP)
+	}
+	if _, resolv, _ := h.get(on, "/resolv"); !strings.Contains(resolv, "nameserver "+inetIP) {
+		t.Errorf("resolv.conf lacks the node's resolver: %q", resolv)
+	}
+	offline := h.program(code, message.EncodingZip, "server")
+	offline.Variables = map[string]string{"OFFLINE": "1"}
+	off := h.submit(message.TypeProgram, offline)
+	if status, body, _ := h.get(off, "/fetch?url="+inet.url); status == 200 {
+		t.Errorf("a program without internet reached it: %q", body)
+	}
+	if len(ourLinks(t)) != 1 {
+		t.Errorf("links while one online program runs: %v", ourLinks(t))
+	}
+	for _, p := range []string{on, off} {
+		if _, err := h.pool.Stop(h.ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if links := ourLinks(t); len(links) != 0 {
+		t.Errorf("left behind after stop: %v", links)
 	}
 }
 

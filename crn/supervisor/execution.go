@@ -27,6 +27,7 @@ type execution struct {
 
 	// Set by start, read after ready.
 	prog    *resolve.Program
+	backend executor.Executor
 	inst    executor.Instance
 	net     *NetConfig
 	handles []*cache.Handle
@@ -250,6 +251,9 @@ func (p *Pool) start(ex *execution) (err error) {
 			p.release(context.WithoutCancel(ctx), ex)
 		}
 	}()
+	if ex.backend, err = p.executorFor(prog); err != nil {
+		return err
+	}
 	spec, cfg, err := p.prepare(ctx, ex)
 	if err != nil {
 		return err
@@ -260,7 +264,7 @@ func (p *Pool) start(ex *execution) (err error) {
 	ex.mu.Unlock()
 	tPrepared := time.Now()
 
-	inst, err := p.cfg.Executor.Start(ctx, spec)
+	inst, err := ex.backend.Start(ctx, spec)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errBoot, err)
 	}
@@ -291,7 +295,7 @@ func (p *Pool) start(ex *execution) (err error) {
 	ex.mu.Lock()
 	ex.times.StartedAt = p.cfg.Now()
 	ex.mu.Unlock()
-	p.log.Info("program started", "hash", ex.hash, "persistent", ex.persistent, "executor", p.cfg.Executor.Name(),
+	p.log.Info("program started", "hash", ex.hash, "persistent", ex.persistent, "executor", ex.backend.Name(),
 		"resolve", tResolved.Sub(t0), "prepare", tPrepared.Sub(tResolved), "boot", tStarted.Sub(tPrepared),
 		"ready", tReady.Sub(tStarted), "configure", time.Since(tReady))
 	return nil

@@ -131,8 +131,9 @@ func (p *Pool) prepare(ctx context.Context, ex *execution) (*executor.Spec, *pro
 	for _, v := range prog.Ephemeral {
 		spec.Volumes = append(spec.Volumes, executor.Volume{Mount: v.Mount, Kind: executor.VolumeTmpfs, SizeMiB: v.SizeMiB})
 	}
-	for _, v := range spec.Volumes {
-		cfg.Volumes = append(cfg.Volumes, protocol.Volume{Mount: v.Mount, ReadOnly: v.ReadOnly || v.Kind == executor.VolumeSquashfs})
+	devs := executor.VolumeDevices(spec)
+	for i, v := range spec.Volumes {
+		cfg.Volumes = append(cfg.Volumes, protocol.Volume{Mount: v.Mount, Device: devs[i], ReadOnly: v.ReadOnly || v.Kind == executor.VolumeSquashfs})
 	}
 
 	if p.cfg.GuestAPI != nil && prog.AlephAPI {
@@ -146,17 +147,42 @@ func (p *Pool) prepare(ctx context.Context, ex *execution) (*executor.Spec, *pro
 		if p.cfg.Network == nil {
 			return nil, nil, errNoInternet
 		}
-		n, err := p.cfg.Network.Attach(ctx, ex.hash)
+		n, err := p.cfg.Network.Attach(ctx, ex.hash, ex.backend.Network())
 		if err != nil {
 			return nil, nil, fmt.Errorf("network: %w", err)
 		}
 		ex.mu.Lock()
 		ex.net = n
 		ex.mu.Unlock()
-		spec.Internet, spec.NetNSPath = true, n.NSPath
+		spec.Internet, spec.NetNSPath, spec.Tap, spec.GuestMAC = true, n.NSPath, n.Tap, n.GuestMAC
 		cfg.IP, cfg.Route, cfg.DNSServers = n.IP, n.Route, n.DNS
 	}
 	return spec, cfg, nil
+}
+
+// executorFor picks the backend of prog: the one it requires, else the
+// node's default.
+func (p *Pool) executorFor(prog *resolve.Program) (executor.Executor, error) {
+	want := prog.Executor
+	if want == "" {
+		return p.cfg.Executor, nil
+	}
+	if want == resolve.ExecutorVM {
+		want = "qemu" // the microVM backend of this node
+	}
+	if p.cfg.Executor.Name() == want {
+		return p.cfg.Executor, nil
+	}
+	if e := p.cfg.Executors[want]; e != nil {
+		return e, nil
+	}
+	have := []string{p.cfg.Executor.Name()}
+	for n := range p.cfg.Executors {
+		if n != have[0] {
+			have = append(have, n)
+		}
+	}
+	return nil, fmt.Errorf("%w: it requires %q, this node offers %s", errNoBackend, prog.Executor, strings.Join(have, ", "))
 }
 
 // readInline reads a code or data file sent in the configuration payload.

@@ -27,12 +27,13 @@ var (
 	errInitTimeout = errors.New("error during runtime initialisation")
 	errConfigure   = errors.New("error during vm initialisation")
 	errNoInternet  = errors.New("this node gives programs no internet access")
+	errNoBackend   = errors.New("this node does not offer the executor the program requires")
 )
 
 // permanent reports errors that retrying will not fix.
 func permanent(err error) bool {
 	for _, e := range []error{resolve.ErrNotFound, resolve.ErrForgotten, resolve.ErrNotProgram,
-		resolve.ErrInvalidProgram, resolve.ErrOverLimit, resolve.ErrRefNotFound, errBadProgram, errNoInternet} {
+		resolve.ErrInvalidProgram, resolve.ErrOverLimit, resolve.ErrRefNotFound, errBadProgram, errNoInternet, errNoBackend} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -54,7 +55,7 @@ func httpStatus(err error) int {
 		// waiting will not help.
 		return http.StatusBadRequest
 	case errors.Is(err, errCapacity), errors.Is(err, errDraining),
-		errors.Is(err, errClosed), errors.Is(err, errNoInternet):
+		errors.Is(err, errClosed), errors.Is(err, errNoInternet), errors.Is(err, errNoBackend):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout

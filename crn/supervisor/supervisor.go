@@ -46,7 +46,11 @@ type FetchFunc func(ctx context.Context, f resolve.File, w io.Writer) error
 
 // NetConfig is a prepared network for one execution.
 type NetConfig struct {
-	NSPath string   // network namespace the sandbox joins
+	NSPath string   // network namespace the sandbox joins (netns mode)
+	Tap    *os.File // tap device handed to the VM (tap mode)
+	// GuestMAC is the address the guest's NIC must have (tap mode: the
+	// host keeps a static neighbour entry for it).
+	GuestMAC string
 	IP     string   // guest address with prefix, "172.16.0.2/30"
 	Route  string   // gateway, "172.16.0.1"
 	DNS    []string // resolvers
@@ -58,12 +62,15 @@ type NetConfig struct {
 
 // Network prepares networks for programs with environment.internet.
 type Network interface {
-	Attach(ctx context.Context, id string) (*NetConfig, error)
+	Attach(ctx context.Context, id string, mode executor.NetworkMode) (*NetConfig, error)
 }
 
 // Config configures a Pool.
 type Config struct {
-	Executor executor.Executor
+	// Executor is the default backend; Executors adds others by name, which
+	// programs may require (resolve.Program.Executor).
+	Executor  executor.Executor
+	Executors map[string]executor.Executor
 	Resolver Resolver
 	Files    *cache.Cache
 	Fetch    FetchFunc

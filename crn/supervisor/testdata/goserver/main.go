@@ -101,6 +101,25 @@ func main() {
 		c.Close()
 		fmt.Fprint(w, "connected")
 	})
+	mux.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		c := http.Client{Timeout: 3 * time.Second}
+		resp, err := c.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), 502)
+			return
+		}
+		defer resp.Body.Close()
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
+	})
+	mux.HandleFunc("/resolv", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile("/etc/resolv.conf")
+		if err != nil {
+			http.Error(w, err.Error(), 404)
+			return
+		}
+		w.Write(b)
+	})
 	mux.HandleFunc("/guestapi", func(w http.ResponseWriter, r *http.Request) {
 		sock := os.Getenv("ALEPH_API_UNIX_SOCKET")
 		c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
