@@ -1,6 +1,10 @@
 // Command aleph-init is the guest agent of go-aleph's compute node: PID 1 in
-// a program's sandbox (or VM), speaking aleph-vm's v2 host↔guest protocol.
+// a program's sandbox or microVM, speaking aleph-vm's v2 host↔guest protocol.
 // Build it static: CGO_ENABLED=0 go build ./cmd/aleph-init.
+//
+// As /init of a VM's initramfs with aleph.link (or aleph.canary) on the
+// kernel command line it runs package vmboot, which boots and powers off;
+// otherwise it serves a sandbox with the flags below.
 package main
 
 import (
@@ -13,11 +17,18 @@ import (
 	"syscall"
 
 	"github.com/go-aleph/go-aleph/crn/guest"
+	"github.com/go-aleph/go-aleph/crn/guest/vmboot"
 	"github.com/go-aleph/go-aleph/crn/protocol"
 	"golang.org/x/sys/unix"
 )
 
 func main() {
+	if cl, vm, err := vmboot.Detect(); vm {
+		if err != nil {
+			vmboot.Fail(os.Stdout, err)
+		}
+		vmboot.Main(cl, os.Stdout) // does not return
+	}
 	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "aleph-init:", err)
 		os.Exit(1)

@@ -9,7 +9,7 @@ import (
 
 type fakeExec struct{ name string }
 
-func (f fakeExec) Name() string { return f.name }
+func (f fakeExec) Name() string         { return f.name }
 func (f fakeExec) Network() NetworkMode { return NetNamespace }
 func (f fakeExec) Start(context.Context, *Spec) (Instance, error) {
 	return nil, errors.New("not implemented")

@@ -9,9 +9,11 @@
 // {"scope": …} request decoded from the stream (EOF is never awaited).
 //
 // Choices where a sandbox differs from aleph-vm's init1.py:
-//   - Volumes, the squashfs code and the network are set up by the host; the
-//     Mounter only checks the mount points (a VM Mounter will mount
-//     /dev/<device>). ip/route/dns and authorized_keys are ignored.
+//   - In a sandbox, volumes, the squashfs code and the network are set up by
+//     the host: SandboxMounter only checks the mount points and ip/route are
+//     ignored. In a VM, the Mounter mounts /dev/<device> and
+//     Options.ConfigureNetwork sets up eth0 (package vmboot).
+//     authorized_keys is ignored.
 //   - asgi runs the app with uvicorn on a Unix socket and proxies to it like
 //     executable. uvicorn cannot deliver an "aleph.message" scope, so event
 //     scopes reach both interfaces as POST /__aleph_message__ with the
@@ -72,8 +74,12 @@ type Options struct {
 	Console *os.File
 	// Processes starts children; default DirectProcesses (a Reaper as PID 1).
 	Processes Processes
-	// Mounter prepares volumes; default SandboxMounter{}.
+	// Mounter prepares volumes and squashfs code; default SandboxMounter{}.
 	Mounter Mounter
+	// ConfigureNetwork, if set, applies the configuration's ip, route and
+	// ipv6 (a VM); nil leaves the network to the host (a sandbox). Its
+	// error fails the configuration.
+	ConfigureNetwork func(ctx context.Context, cfg *protocol.Configuration) error
 	// SetHostname sets the hostname; nil skips it (not permitted here).
 	SetHostname func(name string) error
 	// ResolvConf, if set, is where the configuration's DNS servers are

@@ -12,17 +12,25 @@ import (
 	"github.com/go-aleph/go-aleph/crn/protocol"
 )
 
-// Mounter makes a volume available at its mount point.
+// Mounter makes volumes and squashfs code available.
 type Mounter interface {
+	// Mount makes a volume available at v.Mount.
 	Mount(v protocol.Volume) error
+	// MountCode puts squashfs-encoded code at dir; it is called before
+	// the code is set up, only for the squashfs encoding.
+	MountCode(dir string) error
 }
 
 // SandboxMounter is for sandboxes, where the host bind-mounted every volume
-// before starting aleph-init: it only checks that the mount point is a
-// directory. Root prefixes mount paths (tests).
+// and the code before starting aleph-init: it only checks that the mount
+// point is a directory. Root prefixes mount paths (tests).
 type SandboxMounter struct {
 	Root string
 }
+
+// MountCode implements Mounter: the host bound the code already, and a
+// missing entrypoint is reported by the code setup.
+func (SandboxMounter) MountCode(string) error { return nil }
 
 // ErrVolumeMissing means a volume's mount point does not exist.
 var ErrVolumeMissing = errors.New("volume not mounted")
@@ -78,12 +86,21 @@ func (a *Agent) configure(ctx context.Context, cfg *protocol.Configuration) (*ap
 			return nil, fmt.Errorf("volume %s: %w", v.Mount, err)
 		}
 	}
-	if cfg.IP != "" || cfg.IPv6 != "" {
+	if a.o.ConfigureNetwork != nil {
+		if err := a.o.ConfigureNetwork(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+	} else if cfg.IP != "" || cfg.IPv6 != "" {
 		a.log.Info("network is set up by the host", "ip", cfg.IP, "ipv6", cfg.IPv6)
 	}
 	if a.o.ResolvConf != "" && len(cfg.DNSServers) > 0 {
 		if err := writeResolvConf(a.o.ResolvConf, cfg.DNSServers); err != nil {
 			a.log.Warn("resolv.conf", "err", err)
+		}
+	}
+	if cfg.Encoding == protocol.EncodingSquashfs {
+		if err := a.o.Mounter.MountCode(a.o.CodeDir); err != nil {
+			return nil, fmt.Errorf("code: %w", err)
 		}
 	}
 	if len(cfg.InputData) > 0 {
@@ -135,7 +152,7 @@ func (a *Agent) setupExecutable(cfg *protocol.Configuration) (string, error) {
 			return "", fmt.Errorf("code: %w", err)
 		}
 	case protocol.EncodingSquashfs:
-		// Mounted at CodeDir by the host.
+		// Mounted at CodeDir by the Mounter.
 	default:
 		return "", fmt.Errorf("unknown encoding %q", cfg.Encoding)
 	}

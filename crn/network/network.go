@@ -190,8 +190,10 @@ func New(cfg Config) (*Manager, error) {
 	} else if !ifNameOK(m.cfg.Uplink) {
 		return nil, fmt.Errorf("%w: uplink %q is not an interface name", ErrBadConfig, m.cfg.Uplink)
 	}
-	if m.ours(m.cfg.Uplink) {
-		return nil, fmt.Errorf("%w: uplink %q matches the interface prefix %q", ErrBadConfig, m.cfg.Uplink, cfg.IfPrefix)
+	if strings.HasPrefix(m.cfg.Uplink, cfg.IfPrefix) {
+		// The firewall matches our interfaces by this prefix: the uplink's
+		// own traffic would be dropped as an execution's.
+		return nil, fmt.Errorf("%w: uplink %q starts with the interface prefix %q", ErrBadConfig, m.cfg.Uplink, cfg.IfPrefix)
 	}
 	up, err := net.InterfaceByName(m.cfg.Uplink)
 	if err != nil {

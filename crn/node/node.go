@@ -211,8 +211,8 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (_ *Node, err error)
 	scfg := supervisor.Config{
 		Executor:  n.ex,
 		Executors: others,
-		Resolver: resolve.New(n.cli, cfg.Limits, log),
-		Files:    n.fc,
+		Resolver:  resolve.New(n.cli, cfg.Limits, log),
+		Files:     n.fc,
 		Fetch: func(ctx context.Context, f resolve.File, w io.Writer) error {
 			_, err := n.cli.DownloadFile(ctx, f.FileHash, w, 0)
 			return err

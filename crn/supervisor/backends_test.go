@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/go-aleph/go-aleph/crn/executor/qemu"
@@ -44,7 +46,8 @@ func onBackend(t *testing.T, name string) harnessOpt {
 		t.Skip("qemu tests need qemu-system-x86_64 (apt-get install qemu-system-x86)")
 	}
 	accel := os.Getenv("ALEPH_TEST_QEMU_ACCEL") // default: auto
-	ex, err := qemu.New(qemu.Config{StateRoot: filepath.Join(t.TempDir(), "qemu"), Accel: accel, KernelDir: os.Getenv("ALEPH_KERNEL_DIR")})
+	ex, err := qemu.New(qemu.Config{StateRoot: filepath.Join(t.TempDir(), "qemu"), Accel: accel, KernelDir: os.Getenv("ALEPH_KERNEL_DIR"),
+		Logger: slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if errors.Is(err, qemu.ErrNoKernel) {
 		t.Skipf("qemu tests need a guest kernel: run `alephd runtime kernel` (%v)", err)
 	}
@@ -67,7 +70,7 @@ type fakeInternet struct {
 }
 
 const (
-	inetUplink = "alsupup"
+	inetUplink = "inetup0"
 	inetHostIP = "10.197.0.1"
 	inetIP     = "10.197.0.2"
 )
@@ -114,12 +117,12 @@ func withInternet(t *testing.T) (harnessOpt, *fakeInternet) {
 
 	// The uplink: a veth whose peer is eth0 in the namespace.
 	_ = netlink.LinkDel(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: inetUplink}})
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: inetUplink}, PeerName: "alsuppeer"}
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: inetUplink}, PeerName: "inetpeer0"}
 	if err := netlink.LinkAdd(veth); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = netlink.LinkDel(veth) })
-	peer, err := netlink.LinkByName("alsuppeer")
+	peer, err := netlink.LinkByName("inetpeer0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +141,7 @@ func withInternet(t *testing.T) (harnessOpt, *fakeInternet) {
 		t.Fatal(err)
 	}
 	defer nh.Close()
-	in, err := nh.LinkByName("alsuppeer")
+	in, err := nh.LinkByName("inetpeer0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +190,7 @@ func ourLinks(t *testing.T) []string {
 	}
 	var out []string
 	for _, l := range links {
-		if n := l.Attrs().Name; len(n) > 5 && n[:5] == "alsup" && n != inetUplink {
+		if n := l.Attrs().Name; strings.HasPrefix(n, "alsup") {
 			out = append(out, n)
 		}
 	}

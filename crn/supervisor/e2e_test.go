@@ -453,7 +453,8 @@ func testInternet(t *testing.T, backend string) {
 	on := h.submit(message.TypeProgram, online)
 	status, body, _ := h.get(on, "/fetch?url="+inet.url)
 	if status != 200 || !strings.HasPrefix(body, "fake internet saw "+inetHostIP+":") {
-		t.Fatalf("online program: %d %q (want the request NATed from %s)", status, body, inetHostIP)
+		logs, _ := h.pool.Logs(on)
+		t.Fatalf("online program: %d %q (want the request NATed from %s); logs: %v", status, body, inetHostIP, logs)
 	}
 	if _, resolv, _ := h.get(on, "/resolv"); !strings.Contains(resolv, "nameserver "+inetIP) {
 		t.Errorf("resolv.conf lacks the node's resolver: %q", resolv)

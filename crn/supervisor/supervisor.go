@@ -51,9 +51,9 @@ type NetConfig struct {
 	// GuestMAC is the address the guest's NIC must have (tap mode: the
 	// host keeps a static neighbour entry for it).
 	GuestMAC string
-	IP     string   // guest address with prefix, "172.16.0.2/30"
-	Route  string   // gateway, "172.16.0.1"
-	DNS    []string // resolvers
+	IP       string   // guest address with prefix, "172.16.0.2/30"
+	Route    string   // gateway, "172.16.0.1"
+	DNS      []string // resolvers
 	// Network and HostIP are reported in the execution lists.
 	Network, HostIP string
 	// Release tears the network down.
@@ -71,9 +71,9 @@ type Config struct {
 	// programs may require (resolve.Program.Executor).
 	Executor  executor.Executor
 	Executors map[string]executor.Executor
-	Resolver Resolver
-	Files    *cache.Cache
-	Fetch    FetchFunc
+	Resolver  Resolver
+	Files     *cache.Cache
+	Fetch     FetchFunc
 	// Init is the host path of the static aleph-init binary.
 	Init string
 	// StateDir holds the executions' working directories (removed at stop;

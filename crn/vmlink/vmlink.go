@@ -174,6 +174,7 @@ func (s *Session) acceptLoop() {
 	for {
 		st, err := s.ys.AcceptStream()
 		if err != nil {
+			s.log.Debug("vm link down", "err", err)
 			return
 		}
 		go s.route(st)

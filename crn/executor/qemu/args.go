@@ -52,7 +52,7 @@ type machine struct {
 // cmdline is the kernel command line. tsc_early_khz is required under TCG:
 // without it microvm boots sometimes hang calibrating the TSC (microvm-lab §3).
 func (m *machine) cmdline() string {
-	parts := []string{"console=ttyS0", "panic=-1", "quiet", "tsc=reliable", "no_timer_check",
+	parts := []string{"console=ttyS0", "panic=-1", "quiet", "pci=off", "tsc=reliable", "no_timer_check",
 		"random.trust_cpu=on", "cryptomgr.notests", "mitigations=off"}
 	if m.tscKHz > 0 {
 		parts = append(parts, "tsc_early_khz="+strconv.Itoa(m.tscKHz))
@@ -99,7 +99,7 @@ func (m *machine) args() []string {
 	default:
 		a = append(a,
 			"-chardev", "socket,id=link,path="+escapeOpt(m.linkSock),
-			"-device", "virtio-serial-device,max_ports=1",
+			"-device", "virtio-serial-device,max_ports=2",
 			"-device", "virtserialport,chardev=link,name="+linkPortName)
 	}
 	if m.qmpSock != "" {

@@ -65,6 +65,10 @@ type Config struct {
 	BootTimeout time.Duration
 	// ConsoleBytes is how much console output Logs keeps (default 64 KiB).
 	ConsoleBytes int
+	// OverheadMiB is added to each program's memory for the guest kernel,
+	// the initramfs and the root filesystem's page cache, so that the
+	// program gets about what it asked for, as in a sandbox (default 64).
+	OverheadMiB int
 	// Debug turns on aleph-init's debug logs.
 	Debug  bool
 	Logger *slog.Logger
@@ -100,6 +104,9 @@ func (c *Config) defaults() {
 	}
 	if c.ConsoleBytes <= 0 {
 		c.ConsoleBytes = 64 << 10
+	}
+	if c.OverheadMiB <= 0 {
+		c.OverheadMiB = 64
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -293,7 +300,7 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (_ executor.I
 	}()
 
 	m := &machine{
-		accel: accel, memoryMiB: spec.MemoryMiB, vcpus: spec.VCPUs,
+		accel: accel, memoryMiB: spec.MemoryMiB + e.cfg.OverheadMiB, vcpus: spec.VCPUs,
 		kernel: e.kern.Vmlinux, initrd: initrd, tscKHz: e.tscKHz,
 		link: e.link, qmpSock: filepath.Join(spec.StateDir, "qmp.sock"), debug: e.cfg.Debug,
 	}
@@ -515,6 +522,9 @@ func (in *Instance) wait() {
 			}
 		}
 		err = &executor.ExitError{Status: status}
+		if msg := strings.TrimSpace(in.stderr.String()); msg != "" {
+			err = fmt.Errorf("qemu: %s: %w", msg, err)
+		}
 	} else if in.oom.panicked() {
 		// PID 1 died: the guest kernel panicked and qemu exited (-no-reboot).
 		err = &executor.ExitError{Status: 1}
@@ -529,10 +539,14 @@ func (in *Instance) wait() {
 		}
 	}
 	in.mu.Lock()
+	stopped := in.stopped
 	if in.stopped && !executor.IsOOM(err) {
 		err = executor.ErrStopped
 	}
 	in.mu.Unlock()
+	if werr != nil && !stopped {
+		in.exec.cfg.Logger.Warn("qemu exited", "id", in.id, "err", werr, "stderr", strings.TrimSpace(in.stderr.String()))
+	}
 	in.err = err
 	if in.session != nil {
 		in.session.Close()
