@@ -37,11 +37,22 @@ func forEachBackend(t *testing.T, f func(t *testing.T, backend string)) {
 }
 
 // onBackend makes the pool's executor the named backend.
-func onBackend(t *testing.T, name string) harnessOpt {
+func onBackend(t testing.TB, name string) harnessOpt {
 	t.Helper()
 	if name != "qemu" {
 		return func(*supervisor.Config) {}
 	}
+	ex := qemuExecutor(t)
+	return func(c *supervisor.Config) {
+		c.Executor = ex
+		// A TCG boot takes ~1.5 CPU-seconds; leave room on slow machines.
+		c.ReadyTimeout = 60e9
+	}
+}
+
+// qemuExecutor is a qemu backend on the fetched kernel (skips without one).
+func qemuExecutor(t testing.TB) *qemu.Executor {
+	t.Helper()
 	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
 		t.Skip("qemu tests need qemu-system-x86_64 (apt-get install qemu-system-x86)")
 	}
@@ -55,11 +66,7 @@ func onBackend(t *testing.T, name string) harnessOpt {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ex.Close() })
-	return func(c *supervisor.Config) {
-		c.Executor = ex
-		// A TCG boot takes ~1.5 CPU-seconds; leave room on slow machines.
-		c.ReadyTimeout = 60e9
-	}
+	return ex
 }
 
 // fakeInternet is a network namespace the test creates, holding an HTTP

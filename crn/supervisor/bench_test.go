@@ -50,13 +50,17 @@ func fetch(b *testing.B, c *http.Client, url string) {
 // aleph-init's ready signal, configuration, program start, request. The
 // files are in the cache (as for any program run before on the node).
 func BenchmarkColdStart(b *testing.B) {
-	h := newHarness(b)
-	b.Run("squashfs", func(b *testing.B) {
-		coldStart(b, h, h.submit(message.TypeProgram, h.program(h.upload(h.goSquashfs("b"), ""), message.EncodingSquashfs, "server")))
-	})
-	b.Run("zip", func(b *testing.B) {
-		coldStart(b, h, h.submit(message.TypeProgram, h.program(h.upload(h.goZip("b"), ""), message.EncodingZip, "server")))
-	})
+	for _, backend := range backendNames {
+		b.Run(backend, func(b *testing.B) {
+			h := newHarness(b, onBackend(b, backend))
+			b.Run("squashfs", func(b *testing.B) {
+				coldStart(b, h, h.submit(message.TypeProgram, h.program(h.upload(h.goSquashfs("b"), ""), message.EncodingSquashfs, "server")))
+			})
+			b.Run("zip", func(b *testing.B) {
+				coldStart(b, h, h.submit(message.TypeProgram, h.program(h.upload(h.goZip("b"), ""), message.EncodingZip, "server")))
+			})
+		})
+	}
 }
 
 func coldStart(b *testing.B, h *harness, prog string) {
@@ -81,7 +85,12 @@ func coldStart(b *testing.B, h *harness, prog string) {
 // Warm requests: the same server called directly on the host, then through
 // the compute node; the difference is the node's overhead.
 func BenchmarkWarmRequest(b *testing.B) {
-	h := newHarness(b)
+	for _, backend := range backendNames {
+		b.Run(backend, func(b *testing.B) { warmRequest(b, newHarness(b, onBackend(b, backend))) })
+	}
+}
+
+func warmRequest(b *testing.B, h *harness) {
 	prog := h.submit(message.TypeProgram, h.program(h.upload(h.goZip("b"), ""), message.EncodingZip, "server"))
 	direct := startDirect(b, h.art.goserver)
 	c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
@@ -155,6 +164,31 @@ func BenchmarkWarmThroughput(b *testing.B) {
 	b.ReportMetric(float64(n.Load())/time.Since(t0).Seconds(), "req/s")
 }
 
+// Memory of idle warm VMs: the qemu processes' resident memory per VM
+// (each guest has the program's 128 MiB plus the kernel's overhead).
+func BenchmarkIdleVMs(b *testing.B) {
+	h := newHarness(b, onBackend(b, "qemu"))
+	const n = 8
+	code := h.upload(h.goZip("b"), "")
+	before := procRSS("qemu-system-x86")
+	var progs []string
+	for i := range n {
+		pc := h.program(code, message.EncodingZip, "server")
+		pc.Variables = map[string]string{"N": strconv.Itoa(i)}
+		progs = append(progs, h.submit(message.TypeProgram, pc))
+	}
+	b.ResetTimer()
+	for range b.N {
+		for _, p := range progs {
+			if status, body, _ := h.get(p, "/"); status != 200 {
+				b.Fatalf("%d %s", status, body)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(procRSS("qemu-system-x86")-before)/n/(1<<20), "qemu-rss-MiB/vm")
+}
+
 // Memory of 100 idle warm programs: the containers' cgroup usage and the
 // host-side runc processes, per program.
 func BenchmarkIdlePrograms(b *testing.B) {
@@ -204,12 +238,15 @@ func readInt(p string) int64 {
 
 // runcRSS sums the resident memory of the host's runc processes (each
 // running container keeps its `runc run` parent).
-func runcRSS() int64 {
+func runcRSS() int64 { return procRSS("runc") }
+
+// procRSS sums the resident memory of the processes named comm.
+func procRSS(comm string) int64 {
 	var total int64
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
-		comm, err := os.ReadFile(filepath.Join(d, "comm"))
-		if err != nil || strings.TrimSpace(string(comm)) != "runc" {
+		c, err := os.ReadFile(filepath.Join(d, "comm"))
+		if err != nil || strings.TrimSpace(string(c)) != comm {
 			continue
 		}
 		status, _ := os.ReadFile(filepath.Join(d, "status"))

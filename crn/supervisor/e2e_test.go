@@ -15,7 +15,9 @@ import (
 
 	"github.com/go-aleph/go-aleph/client"
 	"github.com/go-aleph/go-aleph/crn/api"
+	"github.com/go-aleph/go-aleph/crn/executor"
 	"github.com/go-aleph/go-aleph/crn/guest"
+	"github.com/go-aleph/go-aleph/crn/supervisor"
 	"github.com/go-aleph/go-aleph/message"
 )
 
@@ -475,6 +477,53 @@ func testInternet(t *testing.T, backend string) {
 	}
 	if links := ourLinks(t); len(links) != 0 {
 		t.Errorf("left behind after stop: %v", links)
+	}
+}
+
+// A program can require a backend (content.metadata.executor): it runs in
+// it on a node that offers it; a node that does not says so (503), and an
+// unknown backend is the program's mistake (400).
+func TestExecutorChoice(t *testing.T) {
+	vm := qemuExecutor(t)
+	h := newHarness(t, func(c *supervisor.Config) {
+		c.Executors = map[string]executor.Executor{"qemu": vm}
+		c.ReadyTimeout = 60e9
+	})
+	code := h.upload(h.goZip("x"), "")
+	with := func(meta string) string {
+		pc := h.program(code, message.EncodingZip, "server")
+		pc.Metadata = json.RawMessage(meta)
+		return h.submit(message.TypeProgram, pc)
+	}
+	inVM := func(prog string) bool {
+		status, body, _ := h.get(prog, "/read?path=/proc/cmdline")
+		if status != 200 {
+			t.Fatalf("read /proc/cmdline: %d %s", status, body)
+		}
+		return strings.Contains(body, "aleph.link=")
+	}
+	if inVM(with(`{"name":"default"}`)) {
+		t.Error("a program without a requirement ran in a vm on a sandbox node")
+	}
+	for _, meta := range []string{`{"executor":"qemu"}`, `{"executor":"vm"}`, `{"executor":"firecracker"}`} {
+		if !inVM(with(meta)) {
+			t.Errorf("%s did not run in a vm", meta)
+		}
+	}
+	if inVM(with(`{"executor":"sandbox"}`)) {
+		t.Error(`{"executor":"sandbox"} ran in a vm`)
+	}
+	status, body, _ := h.get(with(`{"executor":"xen"}`), "/")
+	if status != http.StatusBadRequest || !strings.Contains(body, "xen") {
+		t.Errorf("unknown executor: %d %s", status, body)
+	}
+
+	plain := newHarness(t) // sandbox only
+	pc := plain.program(plain.upload(plain.goZip("y"), ""), message.EncodingZip, "server")
+	pc.Metadata = json.RawMessage(`{"executor":"vm"}`)
+	status, body, _ = plain.get(plain.submit(message.TypeProgram, pc), "/")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "offers sandbox") {
+		t.Errorf("vm on a sandbox-only node: %d %s", status, body)
 	}
 }
 
