@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
+	"syscall"
 	"sort"
 	"sync"
 
@@ -203,6 +205,23 @@ var (
 	// ErrStopped is Err after Stop ended a running execution.
 	ErrStopped = errors.New("execution stopped")
 )
+
+// ExitErrorOf converts the error of exec.Cmd.Wait: nil stays nil, a
+// signal becomes status 128+signal, anything else status -1.
+func ExitErrorOf(werr error) *ExitError {
+	if werr == nil {
+		return nil
+	}
+	status := -1
+	var ee *exec.ExitError
+	if errors.As(werr, &ee) {
+		status = ee.ExitCode()
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			status = 128 + int(ws.Signal())
+		}
+	}
+	return &ExitError{Status: status}
+}
 
 // IsOOM reports whether err says the execution was killed for memory.
 func IsOOM(err error) bool {

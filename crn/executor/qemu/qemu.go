@@ -513,15 +513,7 @@ func (in *Instance) wait() {
 	werr := in.cmd.Wait()
 	var err error
 	if werr != nil {
-		status := -1
-		var ee *exec.ExitError
-		if errors.As(werr, &ee) {
-			status = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				status = 128 + int(ws.Signal())
-			}
-		}
-		err = &executor.ExitError{Status: status}
+		err = executor.ExitErrorOf(werr)
 		if msg := strings.TrimSpace(in.stderr.String()); msg != "" {
 			err = fmt.Errorf("qemu: %s: %w", msg, err)
 		}

@@ -442,16 +442,8 @@ func (in *Instance) Err() error {
 func (in *Instance) wait() {
 	werr := in.cmd.Wait()
 	var err error
-	if werr != nil {
-		status := -1
-		var ee *exec.ExitError
-		if errors.As(werr, &ee) {
-			status = ee.ExitCode()
-			if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-				status = 128 + int(ws.Signal())
-			}
-		}
-		err = &executor.ExitError{Status: status}
+	if ee := executor.ExitErrorOf(werr); ee != nil {
+		err = ee
 	}
 	// The container is kept (--keep), so its memory cgroup is still there.
 	if (cgroupFS{root: in.exec.cfg.CgroupRoot}).oomKilled(in.cgroup) {
