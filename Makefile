@@ -3,7 +3,7 @@ GO       ?= go
 FUZZTIME ?= 10s
 BIN      := bin
 
-.PHONY: all build run test unit fuzz bench lint tidy clean conformance conformance-deps
+.PHONY: all build run test unit fuzz bench lint tidy clean conformance conformance-deps vm runtime-python
 
 all: lint test
 
@@ -13,6 +13,17 @@ build:
 
 run: build
 	$(BIN)/alephd dev
+
+# MicroVMs (as root, on Debian): qemu and the guest kernel, then `alephd crn --executor qemu`
+# or `alephd dev --executor qemu`.
+vm: build
+	@command -v qemu-system-x86_64 >/dev/null || apt-get install -y --no-install-recommends qemu-system-x86
+	$(BIN)/alephd runtime kernel
+
+# The Python runtime (Debian bookworm via debootstrap; reproducible, cached in /var/cache/go-aleph).
+runtime-python: build
+	@command -v debootstrap >/dev/null || apt-get install -y --no-install-recommends debootstrap
+	$(BIN)/alephd runtime build --python --out $(BIN)/runtime-python.squashfs
 
 # Every test: unit, integration and end-to-end tests (the official TypeScript SDK
 # against a real alephd needs its npm packages, installed by conformance-deps; the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -192,4 +193,32 @@ func TestNodeCrashLeavesNothing(t *testing.T) {
 	if out, err := exec.Command("nft", "list", "table", "inet", "alqc_net").CombinedOutput(); err == nil {
 		t.Errorf("nft table left:\n%s", out)
 	}
+}
+
+// Relative paths (a node run from its data dir, as `alephd dev` is) work:
+// qemu runs in the execution's dir, so the backend makes them absolute.
+func TestRelativePaths(t *testing.T) {
+	init, image := vmArtefacts(t)
+	e := newTestExecutor(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.Link(image, "runtime.squashfs"); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	in, err := e.Start(ctx, &executor.Spec{ID: "rel", Runtime: "runtime.squashfs", Init: init, MemoryMiB: 64, VCPUs: 1,
+		StateDir: filepath.Join("executions", "rel-1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Stop(ctx)
+	if v, err := in.Transport().AwaitReady(ctx); err != nil {
+		t.Fatalf("ready %q: %v; console:\n%s", v, err, readAll(in.Logs()))
+	}
+}
+
+func readAll(r io.Reader) string {
+	b, _ := io.ReadAll(r)
+	return string(b)
 }

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,6 +144,14 @@ var _ executor.Executor = (*Executor)(nil)
 // New checks qemu and the kernel and returns the backend.
 func New(cfg Config) (*Executor, error) {
 	cfg.defaults()
+	// qemu runs in each execution's dir: keep every path absolute.
+	for _, p := range []*string{&cfg.KernelDir, &cfg.StateRoot, &cfg.AccelCache} {
+		a, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, err
+		}
+		*p = a
+	}
 	bin, err := exec.LookPath(cfg.QEMU)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrNoQEMU, cfg.QEMU, err)
@@ -270,6 +279,25 @@ func (e *Executor) Start(ctx context.Context, spec *executor.Spec) (_ executor.I
 	}
 	if spec.Internet && spec.Tap == nil {
 		return nil, ErrNoTap
+	}
+	// qemu runs in the state dir: every path it gets must be absolute.
+	abs := *spec
+	spec = &abs
+	for _, p := range []*string{&spec.StateDir, &spec.Runtime, &spec.Code, &spec.Init} {
+		if *p == "" {
+			continue
+		}
+		if *p, err = filepath.Abs(*p); err != nil {
+			return nil, err
+		}
+	}
+	spec.Volumes = slices.Clone(spec.Volumes)
+	for i := range spec.Volumes {
+		if spec.Volumes[i].Source != "" {
+			if spec.Volumes[i].Source, err = filepath.Abs(spec.Volumes[i].Source); err != nil {
+				return nil, err
+			}
+		}
 	}
 	accel, err := e.resolveAccel(ctx, spec.Init)
 	if err != nil {
@@ -661,6 +689,10 @@ const stateMarker = ".qemu"
 // parent-death signal normally did it), then the dir is removed. Call it at
 // node start, before any Start.
 func (e *Executor) Cleanup(ctx context.Context, stateRoot string) ([]string, error) {
+	stateRoot, err := filepath.Abs(stateRoot)
+	if err != nil {
+		return nil, err
+	}
 	ents, err := os.ReadDir(stateRoot)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
