@@ -13,9 +13,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"syscall"
 	"sort"
 	"sync"
+	"syscall"
 
 	"github.com/go-aleph/go-aleph/crn/protocol"
 )
