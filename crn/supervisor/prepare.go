@@ -168,7 +168,7 @@ func (p *Pool) executorFor(prog *resolve.Program) (executor.Executor, error) {
 		return p.cfg.Executor, nil
 	}
 	if want == resolve.ExecutorVM {
-		want = "qemu" // the microVM backend of this node
+		want = resolve.ExecutorQEMU // the microVM backend of this node
 	}
 	if p.cfg.Executor.Name() == want {
 		return p.cfg.Executor, nil

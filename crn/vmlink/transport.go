@@ -43,20 +43,20 @@ func (t *HostTransport) AwaitReady(ctx context.Context) (string, error) {
 		ch <- res{c, err}
 	}()
 	var r res
+	var cause error
 	select {
 	case r = <-ch:
 	case <-ctx.Done():
+		cause = ctx.Err()
+	case <-t.s.Done():
+		cause = ErrClosed
+	}
+	if cause != nil {
 		t.Close() // unblocks Accept
 		if r := <-ch; r.c != nil {
 			r.c.Close()
 		}
-		return "", fmt.Errorf("await ready: %w", ctx.Err())
-	case <-t.s.Done():
-		t.Close()
-		if r := <-ch; r.c != nil {
-			r.c.Close()
-		}
-		return "", fmt.Errorf("await ready: %w", ErrClosed)
+		return "", fmt.Errorf("await ready: %w", cause)
 	}
 	if r.err != nil {
 		return "", fmt.Errorf("await ready: %w", r.err)

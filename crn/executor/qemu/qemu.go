@@ -136,7 +136,7 @@ type Executor struct {
 	accel   string
 
 	initMu  sync.Mutex
-	initrds map[string]string // aleph-init path+sha → initramfs
+	initrds map[string]string // aleph-init path, size and mtime → initramfs
 }
 
 var _ executor.Executor = (*Executor)(nil)
@@ -211,15 +211,6 @@ func (e *Executor) Name() string { return Name }
 // Network implements executor.Executor: a VM gets a tap device.
 func (e *Executor) Network() executor.NetworkMode { return executor.NetTap }
 
-// Link is the host↔guest transport in use: "serial" or "vsock".
-func (e *Executor) Link() string { return e.link }
-
-// Accel returns the accelerator, detecting it first if needed (init is the
-// aleph-init binary the canary boots).
-func (e *Executor) Accel(ctx context.Context, init string) (string, error) {
-	return e.resolveAccel(ctx, init)
-}
-
 // Close releases the vsock listener.
 func (e *Executor) Close() error {
 	if e.vsock != nil {
@@ -229,25 +220,30 @@ func (e *Executor) Close() error {
 }
 
 // initramfs returns the initramfs for the aleph-init binary at path,
-// building it once per binary content.
+// building it once per binary content. The binary is hashed only when its
+// path, size or mtime is new, not at every start.
 func (e *Executor) initramfs(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("aleph-init: %w", err)
+	}
+	seen := fmt.Sprintf("%s %d %d", path, fi.Size(), fi.ModTime().UnixNano())
+	e.initMu.Lock()
+	defer e.initMu.Unlock()
+	if p, ok := e.initrds[seen]; ok {
+		return p, nil
+	}
 	sum, err := fileSHA256(path)
 	if err != nil {
 		return "", fmt.Errorf("aleph-init: %w", err)
 	}
-	key := sum[:16] + "-" + e.kern.VmlinuxSHA256[:16]
-	e.initMu.Lock()
-	defer e.initMu.Unlock()
-	if p, ok := e.initrds[key]; ok {
-		return p, nil
-	}
-	p := filepath.Join(e.cfg.StateRoot, "initramfs-"+key+".cpio")
+	p := filepath.Join(e.cfg.StateRoot, "initramfs-"+sum[:16]+"-"+e.kern.VmlinuxSHA256[:16]+".cpio")
 	if _, err := os.Stat(p); err != nil {
 		if _, _, err := initramfs.WriteFile(p, initramfs.Options{Init: path, Modules: e.kern.Modules}); err != nil {
 			return "", fmt.Errorf("build initramfs: %w", err)
 		}
 	}
-	e.initrds[key] = p
+	e.initrds[seen] = p
 	return p, nil
 }
 
