@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 
 	"github.com/go-aleph/go-aleph/ccn/pipeline"
 	"github.com/go-aleph/go-aleph/filestore"
@@ -39,10 +40,24 @@ func (s *Service) FetchContent(ctx context.Context, itemType message.ItemType, i
 		s.log.Warn("open local content", "hash", itemHash, "err", err)
 	}
 	var errs []error
-	for _, src := range s.sources {
+	for _, src := range s.expand(ctx, engine, itemHash) {
+		if ds, ok := src.(DAGSource); ok && engine == filestore.EngineIPFS {
+			raw, err := s.fetchContentDAG(ctx, src, ds, itemHash, limit)
+			if err != nil {
+				errs = append(errs, err)
+				if ctx.Err() != nil {
+					break
+				}
+				continue
+			}
+			return raw, nil
+		}
 		raw, err := s.fetchContentFrom(ctx, src, engine, itemHash, limit)
 		if err != nil {
 			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
 			continue
 		}
 		// Keep it, so that the next reader finds it here.
@@ -56,6 +71,102 @@ func (s *Service) FetchContent(ctx context.Context, itemType message.ItemType, i
 		return raw, nil
 	}
 	return nil, unavailable(pipeline.ErrContentUnavailable, "content", itemHash, errs)
+}
+
+// expand lists the sources to ask for hash in order, each Fanout replaced by
+// the sources it stands for.
+func (s *Service) expand(ctx context.Context, engine filestore.Engine, hash string) []Source {
+	out := make([]Source, 0, len(s.sources))
+	for _, src := range s.sources {
+		if f, ok := src.(Fanout); ok {
+			out = append(out, f.Sources(ctx, engine, hash)...)
+			continue
+		}
+		out = append(out, src)
+	}
+	return out
+}
+
+// dagLimit is the bound on a DAG's blocks (and its CAR stream) for a file
+// limit: the file's bytes plus room for the DAG's own nodes and the CAR's
+// section headers (a fraction of a percent with the usual chunkers).
+func dagLimit(limit int64) int64 {
+	const room = 1 << 20
+	if limit > (math.MaxInt64-room)/9*8 {
+		return math.MaxInt64
+	}
+	return limit + limit/8 + room
+}
+
+// fetchContentDAG imports the DAG of ipfs content from a DAGSource, keeps it
+// with its row and a grace pin like any fetched content, and reads the file
+// back. The bytes are those of blocks the store checked against their CIDs,
+// so they are not re-chunked to be verified.
+func (s *Service) fetchContentDAG(ctx context.Context, src Source, ds DAGSource, hash string, limit int64) ([]byte, error) {
+	unlock, err := s.locks.lock(ctx, hash)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Name(), err)
+	}
+	defer unlock()
+	info, err := s.importDAG(ctx, src, ds, hash, limit, true)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", src.Name(), err)
+	}
+	if _, err := s.record(ctx, info); err != nil {
+		s.log.Warn("keep fetched content", "hash", hash, "source", src.Name(), "err", err)
+	}
+	f, err := s.files.Open(ctx, hash)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read back %s: %w", src.Name(), hash, err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read back %s: %w", src.Name(), hash, err)
+	}
+	if int64(len(raw)) > limit {
+		return nil, fmt.Errorf("%s: content %s: %w", src.Name(), hash, &filestore.TooLargeError{Limit: limit})
+	}
+	return raw, nil
+}
+
+// importDAG streams the DAG of hash from a DAGSource into the filestore, which
+// checks every block against its CID and that the DAG is complete. A result
+// over limit (or a directory, when fileOnly) is refused, and removed unless
+// it was here before. The caller holds the hash's lock.
+func (s *Service) importDAG(ctx context.Context, src Source, ds DAGSource, hash string, limit int64, fileOnly bool) (filestore.Info, error) {
+	_, statErr := s.files.Stat(ctx, hash)
+	existed := statErr == nil
+	rc, err := ds.FetchDAG(ctx, hash, dagLimit(limit))
+	if err != nil {
+		if !errors.Is(err, ErrUnavailable) {
+			s.log.Warn("fetch dag", "hash", hash, "source", src.Name(), "err", err)
+		}
+		return filestore.Info{}, err
+	}
+	defer rc.Close()
+	info, err := s.files.AddCAR(ctx, rc, dagLimit(limit), hash)
+	if err != nil {
+		s.log.Warn("refused dag", "hash", hash, "source", src.Name(), "err", err)
+		return filestore.Info{}, err
+	}
+	var refused error
+	switch {
+	case info.Size > limit:
+		refused = fmt.Errorf("%s: %w", hash, &filestore.TooLargeError{Limit: limit})
+	case fileOnly && info.Kind != filestore.KindFile:
+		refused = fmt.Errorf("content %s: %w", hash, filestore.ErrIsDir)
+	}
+	if refused != nil {
+		s.log.Warn("refused dag", "hash", hash, "source", src.Name(), "err", refused)
+		if !existed {
+			if err := s.files.Delete(ctx, hash); err != nil {
+				s.log.Warn("drop refused dag", "hash", hash, "err", err)
+			}
+		}
+		return filestore.Info{}, refused
+	}
+	return info, nil
 }
 
 // fetchContentFrom reads and checks the content from one source.
@@ -208,7 +319,7 @@ func (s *Service) ensure(ctx context.Context, engine filestore.Engine, hash stri
 		return nil, false, fmt.Errorf("files: ensure %s: %w", hash, err)
 	}
 	var errs []error
-	for _, src := range s.sources {
+	for _, src := range s.expand(ctx, engine, hash) {
 		info, err := s.fetchFileFrom(ctx, src, engine, hash)
 		if err != nil {
 			errs = append(errs, err)
@@ -246,9 +357,17 @@ func (s *Service) ensureRow(ctx context.Context, info filestore.Info) (*store.Fi
 }
 
 // fetchFileFrom streams a file from one source into the filestore, which
-// re-hashes it against hash.
+// re-hashes it against hash: the DAG of an ipfs file from a DAGSource (the
+// blocks are checked against their CIDs), the bytes otherwise.
 func (s *Service) fetchFileFrom(ctx context.Context, src Source, engine filestore.Engine, hash string) (filestore.Info, error) {
 	limit := s.cfg.MaxFetchSize
+	if ds, ok := src.(DAGSource); ok && engine == filestore.EngineIPFS {
+		info, err := s.importDAG(ctx, src, ds, hash, limit, false)
+		if err != nil {
+			return filestore.Info{}, fmt.Errorf("%s: %w", src.Name(), err)
+		}
+		return info, nil
+	}
 	rc, err := src.Fetch(ctx, engine, hash, limit)
 	if err != nil {
 		if !errors.Is(err, ErrUnavailable) {

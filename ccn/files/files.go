@@ -1,8 +1,8 @@
 // Package files is the core channel node's file service. It puts uploads in the
 // local filestore and records them in the database with a grace-period pin,
 // makes the file of a STORE message present before the message is processed
-// (from the local store, then from the configured sources: an external kubo,
-// and, later, peers), serves the content of non-inline messages, and collects
+// (from the local store, then from the configured sources: peer nodes over
+// bitswap or HTTP, an external kubo), serves the content of non-inline messages, and collects
 // garbage: expired grace pins, then files no pin holds, then unused blocks
 // (ccn-protocol.md §3.8, §3.9).
 //
@@ -82,6 +82,23 @@ type Pinner interface {
 // imports and pins the root (kubo's dag/import).
 type Importer interface {
 	Import(ctx context.Context, car io.Reader) ([]string, error)
+}
+
+// DAGSource is an optional Source that returns the DAG of an ipfs hash as a
+// CAR v1 stream whose single root is hash (blocks are verified by the file
+// store on import; directories work too). limit bounds the blocks' total size;
+// the service passes dagLimit of its own file limit. The service uses it
+// instead of Fetch for the ipfs engine.
+type DAGSource interface {
+	FetchDAG(ctx context.Context, hash string, limit int64) (io.ReadCloser, error)
+}
+
+// Fanout is an optional Source that stands for several others, such as the
+// peer nodes of ccn/peerfetch. The service asks each of them in turn and
+// re-hashes what each returns, so that a peer that serves wrong bytes is
+// passed over for the next one instead of ending the search at that source.
+type Fanout interface {
+	Sources(ctx context.Context, engine filestore.Engine, hash string) []Source
 }
 
 // Config tunes the service. Zero fields take DefaultConfig's values.
