@@ -176,6 +176,7 @@ type server struct {
 	docs    *docs
 	wsConns atomic.Int64
 	counts  *countCache
+	digests digestFlight
 }
 
 // route is one endpoint: its mux pattern, the OpenAPI path that documents it, and
@@ -215,6 +216,7 @@ var routes = []route{
 	{"GET", "/api/v0/addresses/{address}/post_types", "/api/v0/addresses/{address}/post_types", (*server).addressPostTypes},
 	{"GET", "/api/v0/addresses/{address}/channels", "/api/v0/addresses/{address}/channels", (*server).addressChannels},
 	{"GET", "/api/v0/channels/list.json", "/api/v0/channels/list.json", (*server).channelsList},
+	{"GET", "/api/v0/state/digest", "/api/v0/state/digest", (*server).stateDigest},
 
 	{"POST", "/api/v0/storage/add_file", "/api/v0/storage/add_file", (*server).storageAddFile},
 	{"POST", "/api/v0/storage/add_json", "/api/v0/storage/add_json", (*server).storageAddJSON},

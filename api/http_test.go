@@ -111,7 +111,7 @@ func testHead(t *testing.T, n *node, d *dataset) {
 		"/api/v0/posts.json", "/api/v0/posts/page/1.json", "/api/v1/posts.json", "/api/v1/posts/page/1.json",
 		"/api/v0/aggregates/" + d.a + ".json", "/api/v0/aggregates", "/api/v0/aggregates.json",
 		"/api/v0/addresses/stats.json", "/api/v1/addresses/stats.json", "/api/v0/addresses/" + d.a + "/post_types",
-		"/api/v0/addresses/" + d.a + "/channels", "/api/v0/channels/list.json", "/api/v0/version", "/version",
+		"/api/v0/addresses/" + d.a + "/channels", "/api/v0/channels/list.json", "/api/v0/state/digest", "/api/v0/version", "/version",
 		"/api/v0/info/public.json", "/metrics", "/api/docs", "/api/docs/openapi.json",
 		"/api/v0/messages/" + strings.Repeat("0", 64), "/api/v0/messages.json?page=0",
 	}

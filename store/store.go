@@ -14,8 +14,13 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
+	"sort"
+	"strconv"
 	"time"
 
 	"github.com/go-aleph/go-aleph/message"
@@ -489,6 +494,83 @@ type Reader interface {
 	// OwnerFiles lists the files the owner's STORE messages pin, by Created in
 	// order (ties by item hash), with the total count and byte size of all of them.
 	OwnerFiles(ctx context.Context, owner string, order SortOrder, p Page) (files []*OwnerFile, total int64, totalSize int64, err error)
+
+	// SyncItems lists the anti-entropy set in (Time, ItemHash) order, after the
+	// given key (nil: from the start), at most limit items (1..MaxSyncItems).
+	// Used to load the in-memory index at start-up.
+	SyncItems(ctx context.Context, after *SyncKey, limit int) ([]SyncKey, error)
+	// StateDigest hashes the processed messages and the derived state,
+	// deterministically: two nodes that processed the same messages get the
+	// same digest whatever the arrival order.
+	StateDigest(ctx context.Context) (*StateDigest, error)
+}
+
+// MaxSyncItems bounds one SyncItems page.
+const MaxSyncItems = 100_000
+
+// SyncKey is one item of the anti-entropy set: a processed, removing or
+// forgotten message, keyed by its envelope time (exactly as stored) and hash.
+type SyncKey struct {
+	Time     float64
+	ItemHash string
+	// Forgotten marks a forgotten skeleton (a hash in both tables counts as forgotten).
+	Forgotten bool
+}
+
+// Less orders keys by (Time, ItemHash), bytewise on the hash.
+func (k SyncKey) Less(o SyncKey) bool {
+	if k.Time != o.Time {
+		return k.Time < o.Time
+	}
+	return k.ItemHash < o.ItemHash
+}
+
+// State digest sections (docs/PROTOCOL-DECISIONS.md, "State digest").
+const (
+	DigestStatuses   = "statuses"
+	DigestAggregates = "aggregates"
+	DigestPosts      = "posts"
+	DigestPins       = "pins"
+	DigestTags       = "tags"
+	DigestVMs        = "vms"
+)
+
+// DigestSectionNames lists every section, in the order the digest hashes them.
+var DigestSectionNames = []string{DigestAggregates, DigestPins, DigestPosts, DigestStatuses, DigestTags, DigestVMs}
+
+// StateDigest summarizes a node's state: one hash per section and a digest over them.
+type StateDigest struct {
+	// Digest is the hex sha256 over the sections (DigestOf).
+	Digest string
+	// Sections are keyed by name (DigestSectionNames).
+	Sections map[string]DigestSection
+}
+
+// DigestSection is the row count and the hex sha256 of one section's rows.
+type DigestSection struct {
+	Count int64
+	Hash  string
+}
+
+// digestVersion starts the digest input; a change of encoding changes it.
+const digestVersion = "aleph-state-digest/1\n"
+
+// DigestOf is the digest of sections: hex sha256 of "aleph-state-digest/1\n"
+// followed by "name count hash\n" for each given section in name order. A peer's
+// answer can be checked with it.
+func DigestOf(sections map[string]DigestSection) string {
+	names := make([]string, 0, len(sections))
+	for name := range sections {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	h := sha256.New()
+	io.WriteString(h, digestVersion)
+	for _, name := range names {
+		s := sections[name]
+		io.WriteString(h, name+" "+strconv.FormatInt(s.Count, 10)+" "+s.Hash+"\n")
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Opener opens a backend from a data source name.

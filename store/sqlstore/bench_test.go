@@ -645,3 +645,114 @@ func BenchmarkGetAggregates(b *testing.B) {
 		}
 	})
 }
+
+// digestStore returns a store of the backend seeded by seedDigest with
+// benchMessageCount messages, once per process.
+func digestStore(b *testing.B, backend string) *seeded {
+	b.Helper()
+	n := benchMessageCount(b)
+	var dsn string
+	if backend == "postgres" {
+		dsn = pgtest.DSN(b)
+	}
+	seedMu.Lock()
+	defer seedMu.Unlock()
+	key := "digest-" + backend
+	if s, ok := seeds[key]; ok {
+		if s.err != nil {
+			b.Fatal(s.err)
+		}
+		return s
+	}
+	s := &seeded{n: n}
+	seeds[key] = s
+	ctx := context.Background()
+	start := time.Now()
+	switch backend {
+	case "sqlite":
+		dir, err := os.MkdirTemp("", "aleph-bench-digest-")
+		if err != nil {
+			s.err = err
+			b.Fatal(err)
+		}
+		s.db, s.err = Open(ctx, dir+"/bench.db", Options{})
+		s.cleanup = func() {
+			if s.db != nil {
+				s.db.Close()
+			}
+			os.RemoveAll(dir)
+		}
+	case "postgres":
+		s.db, s.cleanup, s.err = openBenchPostgres(ctx, dsn)
+	}
+	if s.err == nil {
+		s.err = seedDigest(ctx, s.db, n)
+	}
+	if s.err == nil && backend == "postgres" {
+		_, s.err = s.db.w.ExecContext(ctx, "ANALYZE")
+	}
+	if s.err != nil {
+		b.Fatalf("seed %s: %v", backend, s.err)
+	}
+	s.seedTime = time.Since(start)
+	b.Logf("%s: seeded %d messages with their records in %v", backend, n, s.seedTime.Round(time.Millisecond))
+	return s
+}
+
+// BenchmarkStateDigest hashes the whole state of a seeded store.
+func BenchmarkStateDigest(b *testing.B) {
+	benchBackends(b, func(b *testing.B, backend string) {
+		s := digestStore(b, backend)
+		ctx := context.Background()
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			d, err := s.db.StateDigest(ctx)
+			lat = append(lat, time.Since(t0))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if d.Sections[store.DigestStatuses].Count != int64(s.n) {
+				b.Fatalf("digest counts %d statuses, want %d", d.Sections[store.DigestStatuses].Count, s.n)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(s.n), "messages")
+		reportLatency(b, lat)
+	})
+}
+
+// BenchmarkSyncItemsLoad reads the whole anti-entropy set in pages of 10,000,
+// as a node loads its index at start-up.
+func BenchmarkSyncItemsLoad(b *testing.B) {
+	benchBackends(b, func(b *testing.B, backend string) {
+		s := digestStore(b, backend)
+		ctx := context.Background()
+		lat := make([]time.Duration, 0, b.N)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			var after *store.SyncKey
+			total := 0
+			for {
+				page, err := s.db.SyncItems(ctx, after, 10_000)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(page) == 0 {
+					break
+				}
+				total += len(page)
+				after = &page[len(page)-1]
+			}
+			lat = append(lat, time.Since(t0))
+			if total != s.n {
+				b.Fatalf("loaded %d items, want %d", total, s.n)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(s.n), "items")
+		reportLatency(b, lat)
+	})
+}

@@ -5,7 +5,8 @@
 // text of times), ErrNotFound and ErrConflict, status rules, the durable queue
 // under concurrency, every message filter against a reference implementation,
 // page and cursor pagination, counters, posts with amends, aggregates with
-// dirty recompute, files, VMs, rollback and context cancellation.
+// dirty recompute, files, VMs, the anti-entropy listing, the state digest,
+// rollback and context cancellation.
 //
 // Conventions the suite relies on beyond store.go's comments: a cursor with an
 // empty Hash asks for the first page in cursor mode; deletes of missing records
@@ -46,6 +47,8 @@ func Run(t *testing.T, open Opener) {
 		{"FileGC", testFileGC},
 		{"StorePins", testStorePins},
 		{"VMs", testVMs},
+		{"SyncItems", testSyncItems},
+		{"StateDigest", testStateDigest},
 		{"Update", testUpdate},
 		{"Context", testContext},
 		{"Close", testClose},
