@@ -20,6 +20,17 @@ import (
 type forgetTarget struct {
 	msg       *store.Message
 	forgotten *store.Forgotten
+	// tombstone is a target this node never had, forgotten on a peer: its
+	// signed skeleton, from anti-entropy.
+	tombstone *store.Forgotten
+}
+
+// Tombstones are skeletons of messages forgotten on peers, whose signatures
+// were checked on receipt (anti-entropy keeps them). A FORGET whose target this
+// node never had uses one instead of waiting for a message nobody can send any
+// more.
+type Tombstones interface {
+	Tombstone(itemHash string) (*store.Forgotten, bool)
 }
 
 // checkForget (§3.8): a FORGET needs targets (500). Each hash must be a stored
@@ -93,6 +104,29 @@ func (p *Pipeline) checkForget(ctx context.Context, tx store.Tx, it *item, c *me
 			seen[h] = true
 			targets = append(targets, forgetTarget{forgotten: sk})
 		case errors.Is(err, store.ErrNotFound):
+			if ts, ok := p.tombstone(h); ok {
+				seen[h] = true
+				// The skeleton proves that its sender signed the target, not who
+				// owned it: the sender is taken as the owner, so only the sender
+				// or its delegates can forget it this way.
+				tm := &store.Message{Message: message.Message{ItemHash: ts.ItemHash, Type: ts.Type, Chain: ts.Chain,
+					Sender: ts.Sender, Channel: ts.Channel}, Owner: ts.Sender}
+				if ts.Type == message.TypeForget {
+					refusal = fail(message.CodeForgetForget, "content.hashes", "%s is a FORGET, which cannot be forgotten", h)
+					continue
+				}
+				if err := authorizeForget(ctx, tx, m, tm); err != nil {
+					if _, ok := asFailure(err); !ok {
+						return nil, err
+					}
+					if refusal == nil {
+						refusal = err
+					}
+					continue
+				}
+				targets = append(targets, forgetTarget{tombstone: ts})
+				continue
+			}
 			missing = append(missing, map[string]string{"message": h})
 		default:
 			return nil, fmt.Errorf("get forgotten target: %w", err)
@@ -170,6 +204,22 @@ type forgetter struct {
 
 func (f *forgetter) run(ctx context.Context, targets []forgetTarget) ([]events.Event, error) {
 	for _, t := range targets {
+		if t.tombstone != nil {
+			if f.done[t.tombstone.ItemHash] {
+				continue
+			}
+			f.done[t.tombstone.ItemHash] = true
+			sk := *t.tombstone
+			sk.Owner, sk.ForgottenBy, sk.ForgottenAt = sk.Sender, []string{f.hash}, f.at
+			if err := f.tx.PutForgotten(ctx, &sk); err != nil {
+				return nil, fmt.Errorf("put tombstone %s: %w", sk.ItemHash, err)
+			}
+			if err := f.tx.SetStatus(ctx, store.StatusRecord{ItemHash: sk.ItemHash, Status: message.StatusForgotten, ReceptionTime: f.now}); err != nil {
+				return nil, fmt.Errorf("set status forgotten: %w", err)
+			}
+			f.evs = append(f.evs, events.Event{Kind: events.Forgotten, ItemHash: sk.ItemHash})
+			continue
+		}
 		if t.forgotten != nil {
 			if f.done[t.forgotten.ItemHash] {
 				continue

@@ -50,6 +50,19 @@ type Deps struct {
 	Now func() time.Time
 	// Log receives operational messages; nil discards them.
 	Log *slog.Logger
+	// Announce, when set, is called with each message Submit queues from the
+	// API, once it is durably queued: the node gossips it. It must not block
+	// nor modify raw.
+	Announce func(raw []byte)
+	// Tombstones, when set, resolve FORGET targets this node never had.
+	Tombstones Tombstones
+}
+
+func (p *Pipeline) tombstone(h string) (*store.Forgotten, bool) {
+	if p.tombs == nil {
+		return nil, false
+	}
+	return p.tombs.Tombstone(h)
 }
 
 // Pipeline admits messages (Submit) and processes the queue (Run).
@@ -58,6 +71,8 @@ type Pipeline struct {
 	verifier *chain.Registry
 	fetcher  ContentFetcher
 	files    FileProvider
+	announce func(raw []byte)
+	tombs    Tombstones
 	bus      *events.Bus
 	now      func() time.Time
 	log      *slog.Logger
@@ -87,7 +102,7 @@ func New(d Deps, cfg Config) (*Pipeline, error) {
 		return nil, err
 	}
 	p := &Pipeline{
-		store: d.Store, verifier: d.Verifier, fetcher: d.Fetcher, files: d.Files, bus: d.Bus,
+		store: d.Store, verifier: d.Verifier, fetcher: d.Fetcher, files: d.Files, announce: d.Announce, tombs: d.Tombstones, bus: d.Bus,
 		now: d.Now, log: d.Log, cfg: cfg, wake: make(chan struct{}, 1),
 	}
 	if p.bus == nil {
