@@ -36,7 +36,40 @@ type Config struct {
 	Pipeline Pipeline `yaml:"pipeline"`
 	Storage  Storage  `yaml:"storage"`
 	IPFS     IPFS     `yaml:"ipfs"`
+	P2P      P2P      `yaml:"p2p"`
 	Log      Log      `yaml:"log"`
+}
+
+// P2P configures the node's libp2p face: gossip with the other core channel
+// nodes, the block exchange and anti-entropy.
+type P2P struct {
+	// Enabled runs the libp2p host; without it the node is alone.
+	Enabled bool `yaml:"enabled"`
+	// Listen are the host's multiaddrs.
+	Listen []string `yaml:"listen"`
+	// Peers are bootstrap multiaddrs ending in /p2p/<peer id>.
+	Peers []string `yaml:"peers"`
+	// AllowPeers, when set, are the only peer IDs the node talks to (bootstrap
+	// peers are always allowed).
+	AllowPeers []string `yaml:"allow_peers"`
+	// KeyFile holds the identity key (created on first start); default
+	// <data_dir>/p2p/identity.key. pyaleph's PKCS#8 DER RSA keys work too.
+	KeyFile string `yaml:"key_file"`
+	// AliveTopic carries the ALIVE heartbeats; AliveInterval spaces them.
+	AliveTopic    string   `yaml:"alive_topic"`
+	AliveInterval Duration `yaml:"alive_interval"`
+	// ReconnectDelay spaces dials to bootstrap and announced peers.
+	ReconnectDelay Duration `yaml:"reconnect_delay"`
+	// AnnounceHTTP is the API URL announced to peers, which fetch files from
+	// it; default: the API listen address when it is not a wildcard.
+	AnnounceHTTP string `yaml:"announce_http"`
+	// PeerRate and PeerBurst bound the gossip messages taken from one peer per
+	// second.
+	PeerRate  int `yaml:"peer_rate"`
+	PeerBurst int `yaml:"peer_burst"`
+	// SyncInterval spaces anti-entropy sessions with a random peer (a session
+	// also runs whenever a peer connects).
+	SyncInterval Duration `yaml:"sync_interval"`
 }
 
 // Storage configures the local file store and its garbage collector.
@@ -180,7 +213,17 @@ func Default() Config {
 			MaxUnauthenticatedUploadFileSize: 25 << 20,
 		},
 		IPFS: IPFS{MaxUploadFileSize: 1 << 30, MaxUploadCARSize: 4 << 30},
-		Log:  Log{Level: "info", Format: "text"},
+		P2P: P2P{
+			Enabled:        true,
+			Listen:         []string{"/ip4/0.0.0.0/tcp/4025"},
+			AliveTopic:     "ALIVE",
+			AliveInterval:  Duration(120 * time.Second),
+			ReconnectDelay: Duration(60 * time.Second),
+			PeerRate:       5000,
+			PeerBurst:      10000,
+			SyncInterval:   Duration(30 * time.Second),
+		},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -197,7 +240,19 @@ func Dev(dataDir string) Config {
 	c := Default()
 	c.DataDir = dataDir
 	c.API.Listen = "127.0.0.1:4024"
+	c.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/4025"}
+	c.P2P.AliveInterval = Duration(5 * time.Second)
+	c.P2P.ReconnectDelay = Duration(5 * time.Second)
+	c.P2P.SyncInterval = Duration(5 * time.Second)
 	return c
+}
+
+// P2PKeyFile returns the identity key's path.
+func (c *Config) P2PKeyFile() string {
+	if c.P2P.KeyFile != "" {
+		return c.P2P.KeyFile
+	}
+	return filepath.Join(c.DataDir, "p2p", "identity.key")
 }
 
 // DatabaseDSN returns DB, or the SQLite file in DataDir when DB is empty.
@@ -233,6 +288,24 @@ func (c *Config) Validate() error {
 		u, err := url.Parse(c.IPFS.API)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("config: ipfs.api %q is not an http(s) URL", c.IPFS.API)
+		}
+	}
+	if c.P2P.Enabled {
+		switch {
+		case len(c.P2P.Listen) == 0:
+			return errors.New("config: p2p.listen must be set when p2p is enabled")
+		case c.P2P.KeyFile == "" && c.DataDir == "":
+			return errors.New("config: p2p.key_file or data_dir must be set when p2p is enabled")
+		case c.P2P.PeerRate <= 0 || c.P2P.PeerBurst <= 0:
+			return errors.New("config: p2p.peer_rate and p2p.peer_burst must be positive")
+		case c.P2P.AliveInterval <= 0 || c.P2P.ReconnectDelay <= 0 || c.P2P.SyncInterval <= 0:
+			return errors.New("config: p2p.alive_interval, p2p.reconnect_delay and p2p.sync_interval must be positive")
+		}
+		if c.P2P.AnnounceHTTP != "" {
+			u, err := url.Parse(c.P2P.AnnounceHTTP)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return fmt.Errorf("config: p2p.announce_http %q is not an http(s) URL", c.P2P.AnnounceHTTP)
+			}
 		}
 	}
 	switch c.Log.Level {
@@ -316,6 +389,17 @@ func setFromString(v reflect.Value, s string) error {
 			return errors.New("not an integer")
 		}
 		v.SetInt(n)
+	case reflect.Slice:
+		if v.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("unsupported setting type %s", v.Type())
+		}
+		var items []string
+		for _, it := range strings.Split(s, ",") {
+			if it = strings.TrimSpace(it); it != "" {
+				items = append(items, it)
+			}
+		}
+		v.Set(reflect.ValueOf(items))
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {

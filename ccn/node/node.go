@@ -17,14 +17,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/go-aleph/go-aleph/api"
+	"github.com/go-aleph/go-aleph/ccn/antientropy"
+	"github.com/go-aleph/go-aleph/ccn/blockx"
 	"github.com/go-aleph/go-aleph/ccn/config"
 	"github.com/go-aleph/go-aleph/ccn/events"
 	"github.com/go-aleph/go-aleph/ccn/files"
 	"github.com/go-aleph/go-aleph/ccn/kubo"
+	"github.com/go-aleph/go-aleph/ccn/p2p"
+	"github.com/go-aleph/go-aleph/ccn/peerfetch"
 	"github.com/go-aleph/go-aleph/ccn/pipeline"
 	"github.com/go-aleph/go-aleph/chain/all"
 	"github.com/go-aleph/go-aleph/filestore"
@@ -47,6 +53,13 @@ type Node struct {
 	pipe  *pipeline.Pipeline
 	srv   *http.Server
 	ln    net.Listener
+	reg   *prometheus.Registry
+
+	// The network face; nil when p2p is disabled.
+	host  host.Host // given by WithHost
+	p2p   *p2p.Node
+	bx    *blockx.Exchange
+	syncs *antientropy.Service
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -56,6 +69,11 @@ type Node struct {
 
 // Option adjusts a node before it starts.
 type Option func(*Node)
+
+// WithHost runs the node's p2p face on an existing libp2p host (libp2p's
+// mock network in simulations) instead of a new TCP host. The node does not
+// close it.
+func WithHost(h host.Host) Option { return func(n *Node) { n.host = h } }
 
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) Option { return func(n *Node) { n.now = now } }
@@ -80,7 +98,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("open %s store: %w", store.BackendFor(cfg.DatabaseDSN()), err)
 	}
 	n.store = st
-	if err := n.openFiles(cfg, log); err != nil {
+	n.reg = prometheus.NewRegistry()
+	if err := n.openP2P(ctx, cfg, log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := n.openFiles(ctx, cfg, log); err != nil {
+		n.closeP2P()
 		st.Close()
 		return nil, err
 	}
@@ -91,22 +115,40 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	pc.BatchSize = cfg.Pipeline.BatchSize
 	pc.GracePeriod = time.Duration(cfg.Storage.GracePeriod)
 	verifier := all.NewRegistry()
+	tombs := antientropy.NewTombstones(100_000, 10*time.Minute, n.now)
 	n.pipe, err = pipeline.New(pipeline.Deps{
-		Store:    st,
-		Verifier: verifier,
-		Fetcher:  n.files,
-		Files:    n.files,
-		Bus:      n.bus,
-		Now:      n.now,
-		Log:      log.With("part", "pipeline"),
+		Store:      st,
+		Verifier:   verifier,
+		Fetcher:    n.files,
+		Files:      n.files,
+		Bus:        n.bus,
+		Now:        n.now,
+		Log:        log.With("part", "pipeline"),
+		Announce:   n.announce,
+		Tombstones: tombs,
 	}, pc)
 	if err != nil {
 		n.files.Close()
 		n.fs.Close()
+		n.closeP2P()
 		st.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
-	reg := prometheus.NewRegistry()
+	if n.p2p != nil {
+		n.syncs, err = antientropy.New(antientropy.Deps{
+			Host: n.p2p.Host(), Store: st, Submitter: n.pipe, Bus: n.bus, Allowed: n.p2p.Allowed,
+			Verify: verifier.Verify, Tombstones: tombs,
+			Metrics: n.reg, Log: log.With("part", "antientropy"), Now: n.now,
+		}, antientropy.Config{Interval: time.Duration(cfg.P2P.SyncInterval)})
+		if err != nil {
+			n.files.Close()
+			n.fs.Close()
+			n.closeP2P()
+			st.Close()
+			return nil, fmt.Errorf("build anti-entropy: %w", err)
+		}
+	}
+	reg := n.reg
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	handler := api.New(api.Deps{
 		Submitter: n.pipe,
@@ -135,9 +177,67 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 	return n, nil
 }
 
+// submitter hands gossiped messages to the pipeline, which is built after
+// the host (the file service needs the host, the pipeline the file service).
+type submitter struct{ n *Node }
+
+func (s submitter) Submit(ctx context.Context, raw []byte, opts pipeline.SubmitOptions) (pipeline.SubmitResult, error) {
+	return s.n.pipe.Submit(ctx, raw, opts)
+}
+
+// openP2P starts the libp2p host and joins the topics (loops run from Start).
+func (n *Node) openP2P(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if !cfg.P2P.Enabled {
+		return nil
+	}
+	var key crypto.PrivKey
+	if n.host == nil {
+		k, err := p2p.LoadOrCreateKey(cfg.P2PKeyFile())
+		if err != nil {
+			return err
+		}
+		key = k
+	}
+	pn, err := p2p.New(ctx, p2p.Config{
+		Listen:            cfg.P2P.Listen,
+		Bootstrap:         cfg.P2P.Peers,
+		AllowPeers:        cfg.P2P.AllowPeers,
+		Topic:             cfg.Topic,
+		AliveTopic:        cfg.P2P.AliveTopic,
+		AliveInterval:     time.Duration(cfg.P2P.AliveInterval),
+		ReconnectInterval: time.Duration(cfg.P2P.ReconnectDelay),
+		AnnounceHTTP:      cfg.P2P.AnnounceHTTP,
+		PeerRate:          float64(cfg.P2P.PeerRate),
+		PeerBurst:         cfg.P2P.PeerBurst,
+		Version:           Version,
+	}, p2p.Deps{Key: key, Host: n.host, Submitter: submitter{n}, Metrics: p2p.NewMetrics(n.reg), Log: log.With("part", "p2p"), Now: n.now})
+	if err != nil {
+		return err
+	}
+	n.p2p = pn
+	return nil
+}
+
+func (n *Node) closeP2P() {
+	if n.bx != nil {
+		n.bx.Close()
+	}
+	if n.p2p != nil {
+		n.p2p.Close()
+	}
+}
+
+// announce gossips a message the API accepted.
+func (n *Node) announce(raw []byte) {
+	if n.p2p != nil {
+		n.p2p.Publish(raw)
+	}
+}
+
 // openFiles opens the file store and builds the file service, with an
-// external kubo as a source and pinner when ipfs.api is set.
-func (n *Node) openFiles(cfg config.Config, log *slog.Logger) error {
+// external kubo as a source and pinner when ipfs.api is set, and the peers
+// (bitswap and their HTTP APIs) when p2p is enabled.
+func (n *Node) openFiles(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	fs, err := filestore.Open(cfg.FilesDir(), filestore.Options{NoSync: cfg.Storage.NoSync, Log: log.With("part", "filestore")})
 	if err != nil {
 		return fmt.Errorf("open file store: %w", err)
@@ -145,6 +245,15 @@ func (n *Node) openFiles(cfg config.Config, log *slog.Logger) error {
 	var sources []files.Source
 	if cfg.IPFS.API != "" {
 		sources = append(sources, kubo.New(cfg.IPFS.API, nil))
+	}
+	if n.p2p != nil {
+		bx, err := blockx.New(context.WithoutCancel(ctx), n.p2p.Host(), fs.Blockstore(), blockx.Config{Metrics: n.reg}, log.With("part", "bitswap"))
+		if err != nil {
+			fs.Close()
+			return fmt.Errorf("start block exchange: %w", err)
+		}
+		n.bx = bx
+		sources = append(sources, bx, peerfetch.New(n.p2p.HTTPPeers, nil, log.With("part", "peerfetch")))
 	}
 	fc := files.DefaultConfig()
 	fc.GracePeriod = time.Duration(cfg.Storage.GracePeriod)
@@ -191,6 +300,21 @@ func (n *Node) Start(ctx context.Context) error {
 			n.fail(fmt.Errorf("http server: %w", err))
 		}
 	}()
+	if n.p2p != nil {
+		if n.cfg.P2P.AnnounceHTTP == "" {
+			if host, _, err := net.SplitHostPort(ln.Addr().String()); err == nil && !net.ParseIP(host).IsUnspecified() {
+				n.p2p.SetAnnounceHTTP(n.URL())
+			}
+		}
+		if err := n.syncs.Start(runCtx); err != nil {
+			cancel()
+			n.srv.Close()
+			n.wg.Wait()
+			return err
+		}
+		n.p2p.Run(runCtx)
+		n.log.Info("p2p host started", "peer_id", n.p2p.ID(), "addrs", n.p2p.Addrs())
+	}
 	n.log.Info("core channel node started", "url", n.URL(), "db", store.BackendFor(n.cfg.DatabaseDSN()), "version", Version)
 	return nil
 }
@@ -219,6 +343,15 @@ func (n *Node) URL() string {
 	return "http://" + n.ln.Addr().String()
 }
 
+// Events returns the node's event bus: what became of each message.
+func (n *Node) Events() *events.Bus { return n.bus }
+
+// P2P returns the node's network face, nil when p2p is disabled.
+func (n *Node) P2P() *p2p.Node { return n.p2p }
+
+// AntiEntropy returns the anti-entropy service, nil when p2p is disabled.
+func (n *Node) AntiEntropy() *antientropy.Service { return n.syncs }
+
 // Store returns the node's store (for tools and tests).
 func (n *Node) Store() store.Store { return n.store }
 
@@ -233,6 +366,11 @@ func (n *Node) Close(ctx context.Context) error {
 			n.srv.Close()
 		}
 	}
+	// The network goes first: its validators and sessions submit to the pipeline.
+	if n.syncs != nil {
+		n.syncs.Close()
+	}
+	n.closeP2P()
 	if n.cancel != nil {
 		n.cancel()
 	}

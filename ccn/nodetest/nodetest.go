@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/go-aleph/go-aleph/ccn/config"
 	"github.com/go-aleph/go-aleph/ccn/node"
 )
@@ -33,6 +35,10 @@ func StartNode(t testing.TB, opts ...Option) *node.Node {
 	cfg := config.Dev(t.TempDir())
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Pipeline.SyncTimeout = config.Duration(10 * time.Second)
+	cfg.P2P.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	cfg.P2P.SyncInterval = config.Duration(time.Second)
+	cfg.P2P.AliveInterval = config.Duration(time.Second)
+	cfg.P2P.ReconnectDelay = config.Duration(time.Second)
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -58,4 +64,34 @@ func StartNode(t testing.TB, opts ...Option) *node.Node {
 		}
 	})
 	return n
+}
+
+// StartCluster runs n nodes and connects each to every other over libp2p on
+// loopback. opts apply to every node.
+func StartCluster(t testing.TB, n int, opts ...Option) []*node.Node {
+	t.Helper()
+	nodes := make([]*node.Node, n)
+	for i := range nodes {
+		nodes[i] = StartNode(t, opts...)
+	}
+	for i := range nodes {
+		for j := i + 1; j < n; j++ {
+			Connect(t, nodes[i], nodes[j])
+		}
+	}
+	return nodes
+}
+
+// Connect dials b from a over libp2p.
+func Connect(t testing.TB, a, b *node.Node) {
+	t.Helper()
+	if a.P2P() == nil || b.P2P() == nil {
+		t.Fatal("nodetest: connect: p2p is disabled")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bh := b.P2P().Host()
+	if err := a.P2P().Connect(ctx, peer.AddrInfo{ID: bh.ID(), Addrs: bh.Addrs()}); err != nil {
+		t.Fatalf("nodetest: connect %s to %s: %v", a.P2P().ID(), bh.ID(), err)
+	}
 }

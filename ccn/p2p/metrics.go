@@ -12,6 +12,7 @@ type Metrics struct {
 	received  *prometheus.CounterVec
 	alive     *prometheus.CounterVec
 	published *prometheus.CounterVec
+	dropped   *prometheus.CounterVec
 	peers     atomic.Pointer[func() float64]
 }
 
@@ -30,6 +31,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "aleph_p2p_published_total",
 			Help: "Messages this node published on gossip, by outcome: ok, failed, dropped (queue full).",
 		}, []string{"result"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "aleph_p2p_gossip_dropped_total",
+			Help: "Gossip messages gossipsub dropped outside the validator, by topic and reason (duplicate, invalid signature, validation throttled, …).",
+		}, []string{"topic", "reason"}),
 	}
 	if reg != nil {
 		peers := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -41,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			}
 			return 0
 		})
-		reg.MustRegister(m.received, m.alive, m.published, peers)
+		reg.MustRegister(m.received, m.alive, m.published, m.dropped, peers)
 	}
 	return m
 }
@@ -51,6 +56,11 @@ func (m *Metrics) setPeers(f func() float64) { m.peers.Store(&f) }
 // Received returns the count of gossiped messages with the given outcome.
 func (m *Metrics) Received(result string) float64 {
 	return counterValue(m.received.WithLabelValues(result))
+}
+
+// Dropped returns the count of messages gossipsub dropped on topic for reason.
+func (m *Metrics) Dropped(topic, reason string) float64 {
+	return counterValue(m.dropped.WithLabelValues(topic, reason))
 }
 
 func counterValue(c prometheus.Counter) float64 {

@@ -239,6 +239,7 @@ func (n *Node) join(ctx context.Context) error {
 		pubsub.WithValidateQueueSize(4096),
 		pubsub.WithPeerScore(scoreParams(n.cfg.Topic), scoreThresholds()),
 		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return n.allow.ok(p) }),
+		pubsub.WithRawTracer(tracer{n.metrics}),
 	)
 	if err != nil {
 		return fmt.Errorf("p2p: start gossipsub: %w", err)
