@@ -23,6 +23,8 @@ import (
 type nodeFlags struct {
 	configFile, db, dataDir, listen, logLevel, logFormat string
 	pprofListen, ipfsAPI, filesDir                       string
+	p2pListen, peers                                     []string
+	noP2P                                                bool
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
@@ -35,6 +37,9 @@ func (f *nodeFlags) register(cmd *cobra.Command, defaultDataDir string) {
 	fl.StringVar(&f.logFormat, "log-format", "", "text or json")
 	fl.StringVar(&f.ipfsAPI, "ipfs-api", "", "also pin files to, and read missing ones from, an external kubo node at this HTTP RPC URL (http://127.0.0.1:5001)")
 	fl.StringVar(&f.filesDir, "files-dir", "", "file store directory (default <data-dir>/files)")
+	fl.StringSliceVar(&f.p2pListen, "p2p-listen", nil, "libp2p listen multiaddrs (default /ip4/0.0.0.0/tcp/4025; alephd dev: 127.0.0.1)")
+	fl.StringSliceVar(&f.peers, "peers", nil, "bootstrap peers: multiaddrs ending in /p2p/<peer id>")
+	fl.BoolVar(&f.noP2P, "no-p2p", false, "run without the libp2p host (a node alone: no gossip, no anti-entropy)")
 	fl.StringVar(&f.pprofListen, "pprof-listen", "", "serve Go profiling endpoints (/debug/pprof/) on this host:port; off when empty")
 }
 
@@ -62,6 +67,15 @@ func (f *nodeFlags) load(cmd *cobra.Command, base config.Config) (config.Config,
 	set("log-format", &cfg.Log.Format, f.logFormat)
 	set("ipfs-api", &cfg.IPFS.API, f.ipfsAPI)
 	set("files-dir", &cfg.Storage.Dir, f.filesDir)
+	if cmd.Flags().Changed("p2p-listen") {
+		cfg.P2P.Listen = f.p2pListen
+	}
+	if cmd.Flags().Changed("peers") {
+		cfg.P2P.Peers = f.peers
+	}
+	if f.noP2P {
+		cfg.P2P.Enabled = false
+	}
 	return cfg, cfg.Validate()
 }
 
@@ -125,18 +139,48 @@ func startPprof(addr string, log *slog.Logger) (stop func(), err error) {
 // runNode starts a node, calls ready with it, and runs until ctx ends (SIGINT or
 // SIGTERM), then shuts down gracefully.
 func runNode(ctx context.Context, cfg config.Config, log *slog.Logger, ready func(*node.Node) error, beforeClose ...func()) error {
+	return runNodes(ctx, []config.Config{cfg}, log, func(ns []*node.Node) error {
+		if ready == nil {
+			return nil
+		}
+		return ready(ns[0])
+	}, beforeClose...)
+}
+
+// runNodes starts nodes in order, calls ready with them, and runs until ctx
+// ends, then shuts them all down gracefully.
+func runNodes(ctx context.Context, cfgs []config.Config, log *slog.Logger, ready func([]*node.Node) error, beforeClose ...func()) error {
 	node.Version = version
-	n, err := node.New(ctx, cfg, log)
-	if err != nil {
-		return err
+	var nodes []*node.Node
+	closeAll := func(ctx context.Context) error {
+		var errs []error
+		for i := len(nodes) - 1; i >= 0; i-- {
+			if err := nodes[i].Close(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
 	}
-	if err := n.Start(ctx); err != nil {
-		n.Close(context.Background())
-		return err
+	for i, cfg := range cfgs {
+		nlog := log
+		if len(cfgs) > 1 {
+			nlog = log.With("node", i)
+		}
+		n, err := node.New(ctx, cfg, nlog)
+		if err != nil {
+			closeAll(context.Background())
+			return err
+		}
+		if err := n.Start(ctx); err != nil {
+			n.Close(context.Background())
+			closeAll(context.Background())
+			return err
+		}
+		nodes = append(nodes, n)
 	}
 	if ready != nil {
-		if err := ready(n); err != nil {
-			n.Close(context.Background())
+		if err := ready(nodes); err != nil {
+			closeAll(context.Background())
 			return err
 		}
 	}
@@ -145,9 +189,9 @@ func runNode(ctx context.Context, cfg config.Config, log *slog.Logger, ready fun
 		f()
 	}
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.API.ShutdownTimeout))
+	sctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfgs[0].API.ShutdownTimeout))
 	defer cancel()
-	if err := n.Close(sctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := closeAll(sctx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
