@@ -8,7 +8,11 @@
 //	    fills a store directly with n processed messages (and a 1,000-element
 //	    aggregate), for the query benchmarks;
 //	alephbench query --url http://127.0.0.1:4024
-//	    measures messages.json and aggregate latencies (p50, p99).
+//	    measures messages.json and aggregate latencies (p50, p99);
+//	alephbench cluster latency|ingest|partition --nodes 5
+//	    runs a cluster of real nodes in this process (SQLite, HTTP and libp2p on
+//	    127.0.0.1) and measures gossip propagation, cluster ingest, and
+//	    convergence after a partition.
 //
 // It sends traffic only to the URL given, which should be on this machine.
 package main
@@ -27,7 +31,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{Use: "alephbench", Short: "Load and latency benchmarks for a go-aleph node", SilenceUsage: true, SilenceErrors: true}
-	root.AddCommand(newIngestCmd(), newSeedCmd(), newQueryCmd(), newFilesCmd())
+	root.AddCommand(newIngestCmd(), newSeedCmd(), newQueryCmd(), newFilesCmd(), newClusterCmd(), newSimCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "alephbench:", err)
 		os.Exit(1)
