@@ -1,7 +1,6 @@
 package blockx_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,98 +9,14 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-aleph/go-aleph/ccn/blockx"
 	"github.com/go-aleph/go-aleph/filestore"
+	"github.com/go-aleph/go-aleph/internal/kubotest"
 	"github.com/go-aleph/go-aleph/unixfs"
 )
-
-// startKubo runs a real kubo daemon online (unlike internal/kubotest, which
-// runs it offline), on random loopback ports, with no bootstrap peers and no
-// DHT: bitswap with the peers it is told to connect to is all it has. It
-// returns the RPC API base URL.
-func startKubo(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("ALEPH_TEST_KUBO")
-	if bin == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ALEPH_TEST_KUBO is not set under CI (scripts/kubo.sh builds kubo)")
-		}
-		t.Skip("ALEPH_TEST_KUBO not set: no kubo binary for the bitswap interop test (build one with scripts/kubo.sh)")
-	}
-	repo := filepath.Join(t.TempDir(), "ipfs")
-	env := append(os.Environ(), "IPFS_PATH="+repo)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	run := func(args ...string) {
-		t.Helper()
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = env
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("ipfs %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-	}
-	run("init", "--profile=test", "--empty-repo")
-	run("config", "Addresses.Gateway", "/ip4/127.0.0.1/tcp/0")
-	run("config", "Addresses.API", "/ip4/127.0.0.1/tcp/0")
-	run("config", "--json", "Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`)
-	run("config", "Routing.Type", "none")
-
-	cmd := exec.Command(bin, "daemon")
-	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kubo: %v", err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	apiCh := make(chan string, 1)
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		var api string
-		for sc.Scan() {
-			line := sc.Text()
-			if i := strings.Index(line, "API server listening on /ip4/"); i >= 0 && api == "" {
-				parts := strings.Split(line[i+len("API server listening on "):], "/")
-				if len(parts) >= 5 {
-					api = "http://" + parts[2] + ":" + parts[4]
-				}
-			}
-			if strings.Contains(line, "Daemon is ready") && api != "" {
-				apiCh <- api
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	select {
-	case api := <-apiCh:
-		return api
-	case <-done:
-		t.Fatal("kubo daemon exited before it was ready")
-	case <-ctx.Done():
-		t.Fatal("kubo daemon not ready within 60 s")
-	}
-	return ""
-}
 
 // kuboCall POSTs an RPC call and returns the body; non-200 fails the test.
 func kuboCall(t *testing.T, ctx context.Context, api, cmd string, args url.Values, body io.Reader, contentType string) []byte {
@@ -162,7 +77,7 @@ func kuboAdd(t *testing.T, ctx context.Context, api string, data []byte, extra u
 // (CIDv0 and CIDv1 with raw leaves), and kubo fetches a file added to our
 // store.
 func TestKuboInterop(t *testing.T) {
-	api := startKubo(t)
+	api := kubotest.StartOnline(t)
 	ctx := testCtx(t)
 	n := newNode(t, blockx.Config{StallTimeout: 10 * time.Second})
 	addr := fmt.Sprintf("%s/p2p/%s", n.h.Addrs()[0], n.h.ID())

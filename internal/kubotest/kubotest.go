@@ -19,6 +19,19 @@ import (
 // ("http://127.0.0.1:port"). The daemon is stopped when the test ends.
 func Start(t testing.TB) string {
 	t.Helper()
+	return start(t, false)
+}
+
+// StartOnline runs the daemon online: its swarm listens on a random loopback
+// port, with no bootstrap peers and no DHT, so bitswap with the peers it is
+// told to connect to is all it has.
+func StartOnline(t testing.TB) string {
+	t.Helper()
+	return start(t, true)
+}
+
+func start(t testing.TB, online bool) string {
+	t.Helper()
 	bin := os.Getenv("ALEPH_TEST_KUBO")
 	if bin == "" {
 		if os.Getenv("CI") != "" {
@@ -42,8 +55,14 @@ func Start(t testing.TB) string {
 	run("init", "--profile=test", "--empty-repo")
 	run("config", "Addresses.Gateway", "/ip4/127.0.0.1/tcp/0")
 	run("config", "Addresses.API", "/ip4/127.0.0.1/tcp/0")
+	args := []string{"daemon", "--offline"}
+	if online {
+		run("config", "--json", "Addresses.Swarm", `["/ip4/127.0.0.1/tcp/0"]`)
+		run("config", "Routing.Type", "none")
+		args = args[:1]
+	}
 
-	cmd := exec.Command(bin, "daemon", "--offline")
+	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
