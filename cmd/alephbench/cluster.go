@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,7 @@ type clusterOpts struct {
 	dir                          string
 	timeout                      time.Duration
 	jsonOut                      bool
+	cpuProfile                   string
 }
 
 func newClusterCmd() *cobra.Command {
@@ -43,6 +45,7 @@ func newClusterCmd() *cobra.Command {
 	pf.StringVar(&o.dir, "dir", "", "data directory (default: a temporary one, removed after)")
 	pf.DurationVar(&o.timeout, "timeout", 10*time.Minute, "give up after this long")
 	pf.BoolVar(&o.jsonOut, "json", false, "print the result as JSON")
+	pf.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured part to this file")
 	latency := &cobra.Command{
 		Use:   "latency",
 		Short: "Send messages to node 0 at --rate and measure when the other nodes have processed them",
@@ -107,6 +110,17 @@ func runCluster(cmd *cobra.Command, o clusterOpts, run clusterRun) error {
 		return err
 	}
 	defer stop()
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := run(ctx, o, nodes)
 	if err != nil {
 		return err
