@@ -110,9 +110,10 @@ type Service struct {
 	trigger chan peer.ID
 	sessMu  sync.Mutex // one initiated session at a time
 
-	sub    *events.Subscription
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	sub     *events.Subscription
+	notifee *network.NotifyBundle
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 // New builds the service; Start loads the set and begins.
@@ -174,12 +175,13 @@ func (s *Service) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cancel = cancel
 	s.deps.Host.SetStreamHandler(ProtocolID, func(st network.Stream) { s.serve(runCtx, st) })
-	s.deps.Host.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+	s.notifee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		select {
 		case s.trigger <- c.RemotePeer():
 		default:
 		}
-	}})
+	}}
+	s.deps.Host.Network().Notify(s.notifee)
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.follow(runCtx) }()
 	go func() { defer s.wg.Done(); s.loop(runCtx) }()
@@ -189,6 +191,9 @@ func (s *Service) Start(ctx context.Context) error {
 // Close stops the loops and waits for them.
 func (s *Service) Close() {
 	s.deps.Host.RemoveStreamHandler(ProtocolID)
+	if s.notifee != nil {
+		s.deps.Host.Network().StopNotify(s.notifee)
+	}
 	if s.cancel != nil {
 		s.cancel()
 	}
