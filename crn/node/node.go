@@ -310,11 +310,14 @@ func (n *Node) Close(ctx context.Context) error {
 		}
 	}
 	errs = append(errs, n.pool.Close(ctx))
-	errs = append(errs, n.closeExecutors())
+	// The event loop may be stopping an execution (a FORGET, an update) right
+	// now: wait for it before the executors close, so that its images are
+	// released by then and unmounted with the rest.
 	if n.cancel != nil {
 		n.cancel()
 	}
 	n.wg.Wait()
+	errs = append(errs, n.closeExecutors())
 	errs = append(errs, n.fc.Close(), n.gc.Close())
 	return errors.Join(errs...)
 }
