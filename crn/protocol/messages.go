@@ -171,6 +171,9 @@ func EncodeConfiguration(c *Configuration) ([]byte, error) {
 // DecodeConfiguration decodes the msgpack payload (without the length line).
 func DecodeConfiguration(b []byte) (*Configuration, error) {
 	var c Configuration
+	if err := checkLengths(b); err != nil {
+		return nil, fmt.Errorf("%w: configuration: %v", ErrMalformed, err)
+	}
 	dec := msgpack.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: configuration: %v", ErrMalformed, err)
@@ -655,4 +658,47 @@ func (w *errWriter) headers(hs [][2][]byte) {
 		w.bin(nonNil(h[0]))
 		w.bin(nonNil(h[1]))
 	}
+}
+
+// checkLengths walks a msgpack value and refuses any array or map that
+// declares more elements than bytes are left: msgpack v5.4.1 allocates a
+// declared slice length in full when it decodes into a typed slice (its
+// allocation limit is never applied), so a 10-byte payload could ask for
+// gigabytes.
+func checkLengths(b []byte) error {
+	r := bytes.NewReader(b)
+	dec := msgpack.NewDecoder(r)
+	pending := 1
+	for pending > 0 {
+		pending--
+		c, err := dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		switch {
+		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+			n, err := dec.DecodeArrayLen()
+			if err != nil {
+				return err
+			}
+			if n > r.Len() {
+				return fmt.Errorf("an array of %d elements in %d bytes", n, r.Len())
+			}
+			pending += max(n, 0)
+		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+			n, err := dec.DecodeMapLen()
+			if err != nil {
+				return err
+			}
+			if 2*n > r.Len() {
+				return fmt.Errorf("a map of %d entries in %d bytes", n, r.Len())
+			}
+			pending += 2 * max(n, 0)
+		default:
+			if err := dec.Skip(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
