@@ -138,6 +138,9 @@ func New(ctx context.Context, h host.Host, bs blockstore.Blockstore, cfg Config,
 	e.swap = bitswap.New(e.ctx, bsnet.NewFromIpfsHost(h), nil, readOnly{bs},
 		// Has calls on every received block only feed a statistic.
 		bitswap.WithoutDuplicatedBlockStats(),
+		// With no content routing, connected peers are the only source: send
+		// wants again soon when a peer dropped or missed them (default 1 min).
+		bitswap.RebroadcastDelay(time.Second),
 	)
 	return e, nil
 }

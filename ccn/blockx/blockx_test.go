@@ -324,7 +324,7 @@ func TestCloseStopsEverything(t *testing.T) {
 // TestStreamClose: closing a stream half read ends its fetch.
 func TestStreamClose(t *testing.T) {
 	ctx := testCtx(t)
-	a, b := newNode(t, blockx.Config{}), newNode(t, blockx.Config{StallTimeout: 5 * time.Second})
+	a, b := newNode(t, blockx.Config{}), newNode(t, blockx.Config{StallTimeout: 30 * time.Second})
 	connect(t, b.h, a.h)
 	data := randBytes(6, 4<<20)
 	info, err := a.fs.AddUnixFS(ctx, bytes.NewReader(data), 0, "", nil)
