@@ -94,7 +94,7 @@ func postAll(t *testing.T, ctx context.Context, base string, posts []loadgen.Pos
 	}
 }
 
-// waitStatus waits until every node has processed hash.
+// waitProcessed waits until every node has processed hash.
 func waitProcessed(t *testing.T, ctx context.Context, nodes []*node.Node, hash string) {
 	t.Helper()
 	for i, n := range nodes {

@@ -98,14 +98,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		return nil, fmt.Errorf("open %s store: %w", store.BackendFor(cfg.DatabaseDSN()), err)
 	}
 	n.store = st
+	built := false
+	defer func() {
+		if !built {
+			n.closeOpened()
+		}
+	}()
 	n.reg = prometheus.NewRegistry()
 	if err := n.openP2P(ctx, cfg, log); err != nil {
-		st.Close()
 		return nil, err
 	}
 	if err := n.openFiles(ctx, cfg, log); err != nil {
-		n.closeP2P()
-		st.Close()
 		return nil, err
 	}
 	pc := pipeline.DefaultConfig()
@@ -128,10 +131,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		Tombstones: tombs,
 	}, pc)
 	if err != nil {
-		n.files.Close()
-		n.fs.Close()
-		n.closeP2P()
-		st.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
 	if n.p2p != nil {
@@ -141,10 +140,6 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 			Metrics: n.reg, Log: log.With("part", "antientropy"), Now: n.now,
 		}, antientropy.Config{Interval: time.Duration(cfg.P2P.SyncInterval)})
 		if err != nil {
-			n.files.Close()
-			n.fs.Close()
-			n.closeP2P()
-			st.Close()
 			return nil, fmt.Errorf("build anti-entropy: %w", err)
 		}
 	}
@@ -174,6 +169,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Optio
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	built = true
 	return n, nil
 }
 
@@ -216,6 +212,18 @@ func (n *Node) openP2P(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	n.p2p = pn
 	return nil
+}
+
+// closeOpened closes the parts New opened before it failed.
+func (n *Node) closeOpened() {
+	if n.files != nil {
+		n.files.Close()
+	}
+	if n.fs != nil {
+		n.fs.Close()
+	}
+	n.closeP2P()
+	n.store.Close()
 }
 
 func (n *Node) closeP2P() {

@@ -330,29 +330,8 @@ func clusterIngest(ctx context.Context, o clusterOpts, nodes []*node.Node) (*Clu
 	w := newWatch(nodes, o.messages)
 	defer w.close()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: o.concurrency}}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errc := make(chan error, o.concurrency)
 	start := time.Now()
-	for range o.concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(posts) || ctx.Err() != nil {
-					return
-				}
-				if err := sendOne(ctx, hc, nodes[i%len(nodes)].URL(), posts[i].Body); err != nil {
-					errc <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errc)
-	if err := <-errc; err != nil {
+	if err := sendAll(ctx, hc, func(i int) string { return nodes[i%len(nodes)].URL() }, posts, o.concurrency); err != nil {
 		return nil, err
 	}
 	if err := w.wait(ctx); err != nil {
@@ -385,7 +364,7 @@ func clusterPartition(ctx context.Context, o clusterOpts, nodes []*node.Node) (*
 	wa, wb := newWatch(rest, o.messages), newWatch([]*node.Node{last}, o.messages)
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	for side, job := range map[*node.Node][]loadgen.Post{rest[0]: sideA, last: sideB} {
-		if err := sendAll(ctx, hc, side.URL(), job, 32); err != nil {
+		if err := sendAll(ctx, hc, func(int) string { return side.URL() }, job, 32); err != nil {
 			return nil, err
 		}
 	}
@@ -441,7 +420,9 @@ func clusterPartition(ctx context.Context, o clusterOpts, nodes []*node.Node) (*
 	return &ClusterResult{Messages: o.messages, ConvergeSeconds: conv.Seconds(), Seconds: time.Since(start).Seconds()}, nil
 }
 
-func sendAll(ctx context.Context, hc *http.Client, base string, posts []loadgen.Post, conc int) error {
+// sendAll POSTs the messages with conc concurrent clients, message i to the
+// API at base(i).
+func sendAll(ctx context.Context, hc *http.Client, base func(i int) string, posts []loadgen.Post, conc int) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errc := make(chan error, conc)
@@ -454,7 +435,7 @@ func sendAll(ctx context.Context, hc *http.Client, base string, posts []loadgen.
 				if i >= len(posts) || ctx.Err() != nil {
 					return
 				}
-				if err := sendOne(ctx, hc, base, posts[i].Body); err != nil {
+				if err := sendOne(ctx, hc, base(i), posts[i].Body); err != nil {
 					errc <- err
 					return
 				}
